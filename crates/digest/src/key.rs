@@ -112,7 +112,7 @@ fn need_len(len: Option<usize>) -> Result<usize, KeyError> {
     len.ok_or_else(|| KeyError::Custom("sequence without a known length".into()))
 }
 
-impl<'a, S: Sink> ser::Serializer for &'a mut Encoder<S> {
+impl<S: Sink> ser::Serializer for &mut Encoder<S> {
     type Ok = ();
     type Error = KeyError;
     type SerializeSeq = Self;
