@@ -28,12 +28,25 @@ pub struct Directives {
     pub check: Option<CheckDirective>,
 }
 
+impl Default for Directives {
+    /// No directives: the default escape character `\\`.
+    fn default() -> Self {
+        Directives {
+            syntax: None,
+            escape: '\\',
+            check: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckDirective {
     /// Rule names to skip; `["all"]` skips every rule.
     pub skip: Vec<String>,
     /// `error=true`: lint warnings fail the build.
     pub error: bool,
+    /// `experimental=A,B`: experimental rules to enable; `["all"]` enables every one.
+    pub experimental: Vec<String>,
     pub span: Span,
 }
 
@@ -51,12 +64,17 @@ pub struct Node {
     /// Heredoc bodies, in the order their markers appear in `rest`.
     pub heredocs: Vec<Heredoc>,
     /// The logical line as written (keyword included, continuations joined with the
-    /// escape+newline removed), for history `created_by` and error messages.
+    /// escape+newline removed), for history `created_by` and error messages. Like
+    /// BuildKit's `Original`: leading whitespace removed, trailing whitespace kept, comment
+    /// and empty lines of the continuation dropped; for an ONBUILD `sub`, its own text.
     pub original: String,
     pub span: Span,
-    /// Comment lines directly above the instruction (without the `#`).
+    /// Comment lines above the instruction (without the `#`, trimmed), as BuildKit's
+    /// `PrevComment`: every comment since the previous instruction; blank lines do not
+    /// break the run, an empty `#` line restarts it; parser directives are not included.
     pub comments: Vec<String>,
-    /// `ONBUILD <instruction>`: the nested instruction, parsed the same way.
+    /// `ONBUILD <instruction>`: the nested instruction, parsed the same way (same span;
+    /// heredoc bodies of `ONBUILD RUN <<EOF` are attached here, not to the ONBUILD node).
     pub sub: Option<Box<Node>>,
 }
 
@@ -72,7 +90,8 @@ pub struct Flag {
 pub struct Heredoc {
     /// The delimiter word (`EOF`), also the file name for `COPY <<EOF dest`.
     pub name: String,
-    /// The body, each line ending in `\n`; leading tabs removed when `chomp`.
+    /// The body, each line ending in `\n` (CRLF files keep `\r\n`); leading tabs removed
+    /// when `chomp`.
     pub content: String,
     /// False when the delimiter was quoted (`<<"EOF"`, `<<'EOF'`): no expansion.
     pub expand: bool,
