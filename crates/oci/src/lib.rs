@@ -15,7 +15,7 @@ pub mod media_types;
 mod platform;
 mod reference;
 
-pub use config::{Healthcheck, History, ImageConfig, RootFs, RunConfig};
+pub use config::{EmptyObject, Healthcheck, History, ImageConfig, RootFs, RunConfig};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest};
 pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError};
