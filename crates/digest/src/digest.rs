@@ -48,7 +48,10 @@ impl Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).expect("64 bytes for 32");
+        f.write_str("sha256:")?;
+        f.write_str(std::str::from_utf8(&buf).expect("hex is ASCII"))
     }
 }
 

@@ -35,7 +35,10 @@ impl ser::Error for KeyError {
 /// Digest of `value` under `domain` (e.g. `"vertex"`, `"cache/content"`), so equal data
 /// used for different purposes never yields the same key.
 pub fn encode<T: Serialize + ?Sized>(domain: &str, value: &T) -> Digest {
-    let mut enc = Encoder { out: Sha256::new() };
+    let mut enc = Encoder {
+        out: Sha256::new(),
+        buf: String::new(),
+    };
     enc.raw(&KEY_VERSION.to_le_bytes());
     enc.str_field(domain);
     value
@@ -46,7 +49,10 @@ pub fn encode<T: Serialize + ?Sized>(domain: &str, value: &T) -> Digest {
 
 /// The encoded bytes themselves (for golden tests and debugging).
 pub fn encode_bytes<T: Serialize + ?Sized>(domain: &str, value: &T) -> Vec<u8> {
-    let mut enc = Encoder { out: Vec::new() };
+    let mut enc = Encoder {
+        out: Vec::new(),
+        buf: String::new(),
+    };
     enc.raw(&KEY_VERSION.to_le_bytes());
     enc.str_field(domain);
     value
@@ -71,6 +77,8 @@ impl Sink for Vec<u8> {
 
 struct Encoder<S> {
     out: S,
+    /// Scratch space for `collect_str` (digests serialize through Display).
+    buf: String,
 }
 
 mod tag {
@@ -122,6 +130,17 @@ impl<S: Sink> ser::Serializer for &mut Encoder<S> {
     type SerializeMap = Self;
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
+
+    fn collect_str<T: std::fmt::Display + ?Sized>(self, value: &T) -> Result<(), KeyError> {
+        use std::fmt::Write as _;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        write!(buf, "{value}").map_err(|e| KeyError::Custom(e.to_string()))?;
+        self.tag(tag::STR);
+        self.str_field(&buf);
+        self.buf = buf;
+        Ok(())
+    }
 
     fn serialize_bool(self, v: bool) -> Result<(), KeyError> {
         self.tag(tag::BOOL);
