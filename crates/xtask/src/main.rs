@@ -1,1 +1,39 @@
-fn main() {}
+//! `cargo xtask`: the project's set-up, test, example and benchmark commands, so the
+//! README's two commands work on a fresh machine and the top level stays clean.
+//!
+//! - `cargo xtask test`: installs the system packages the tests need (as root, with
+//!   apt-get, idempotently), runs the whole test suite, then the fuzzers for a bounded time.
+//! - `cargo xtask example`: builds strata and runs the bundled example.
+//! - `cargo xtask bench`: prints benchmark figures and ratios against their targets.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod bench;
+mod example;
+mod system;
+
+use anyhow::{bail, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("example") => example::run(),
+        Some("bench") => bench::run(&args[1..]),
+        _ => bail!("usage: cargo xtask <test|example|bench>\n  test     set up and run the whole test suite (add --no-fuzz to skip fuzzing)\n  example  build and run the bundled example\n  bench    print benchmark figures"),
+    }
+}
+
+fn test(args: &[String]) -> Result<()> {
+    system::ensure_packages(system::TEST_PACKAGES)?;
+    system::run("cargo", &["build", "--workspace", "--all-targets"])?;
+    system::run("cargo", &["test", "--workspace", "--no-fail-fast"])?;
+    if !args.iter().any(|a| a == "--no-fuzz") {
+        let script = system::root().join("crates/fuzz/run.sh");
+        if script.exists() {
+            system::run("bash", &[script.to_str().unwrap()])?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `strata debug graph`.
+
+use std::process::ExitCode;
+
+use strata_graph::DumpFormat;
+
+use crate::cli::{GraphArgs, GraphFormat};
+use crate::context::Definition;
+
+pub fn graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
+    let def = Definition::load(&args.def)?;
+    let lowered = def.lower(true)?;
+    let file = def.display_name();
+    for w in &lowered.warnings {
+        eprintln!(
+            "warning: {file}:{}: {}: {}",
+            w.span.start, w.rule.name, w.message
+        );
+    }
+    let format = match args.format {
+        GraphFormat::Text => DumpFormat::Text,
+        GraphFormat::Json => DumpFormat::Json,
+        GraphFormat::Dot => DumpFormat::Dot,
+    };
+    print!(
+        "{}",
+        lowered.graph.dump(Some(lowered.target.vertex), format)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,79 @@
+//! Running commands and installing the system packages tests need.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Debian packages the test suite uses (none yet beyond the toolchain; later issues add
+/// runc, skopeo, umoci, docker-registry, busybox-static…).
+pub const TEST_PACKAGES: &[&str] = &[];
+
+/// Packages the example needs: a static busybox for the locally made base image.
+pub const EXAMPLE_PACKAGES: &[&str] = &["busybox-static"];
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Result<()> {
+    eprintln!("+ {cmd} {}", args.join(" "));
+    let status = Command::new(cmd)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("running {cmd}"))?;
+    if !status.success() {
+        bail!("{cmd} {} failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Installs missing Debian packages with apt-get (idempotent); without root, says what
+/// to install.
+pub fn ensure_packages(pkgs: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
+    if !is_root {
+        bail!(
+            "missing system packages: {} (install them with: sudo apt-get install -y {})",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    let apt = |args: &[&str]| -> Result<()> {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?;
+        if !status.success() {
+            bail!("apt-get {} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(missing.iter().copied());
+    apt(&args)
+}
