@@ -44,17 +44,18 @@ pub fn parse_mount(
     let mut kind = MountType::Bind;
     for f in &fields {
         if let Some(t) = f.strip_prefix("type=") {
-            kind =
-                match t.to_ascii_lowercase().as_str() {
-                    "bind" => MountType::Bind,
-                    "cache" => MountType::Cache,
-                    "tmpfs" => MountType::Tmpfs,
-                    "secret" => MountType::Secret,
-                    "ssh" => MountType::Ssh,
-                    other => return Err(format!(
+            kind = match t.to_ascii_lowercase().as_str() {
+                "bind" => MountType::Bind,
+                "cache" => MountType::Cache,
+                "tmpfs" => MountType::Tmpfs,
+                "secret" => MountType::Secret,
+                "ssh" => MountType::Ssh,
+                other => {
+                    return Err(format!(
                         "unsupported mount type {other:?} (use bind, cache, tmpfs, secret or ssh)"
-                    )),
-                };
+                    ))
+                }
+            };
         }
     }
     let mut m = MountSpec {
@@ -110,9 +111,11 @@ pub fn parse_mount(
                             "shared" => Sharing::Shared,
                             "private" => Sharing::Private,
                             "locked" => Sharing::Locked,
-                            _ => return Err(format!(
+                            _ => {
+                                return Err(format!(
                                 "unsupported sharing value {v:?} (use shared, private or locked)"
-                            )),
+                            ))
+                            }
                         }
                     }
                     "mode" => {
@@ -213,7 +216,7 @@ fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n >= 0.0 && n.is_finite()).then(|| (n * mult as f64) as u64)
+    (n >= 0.0 && n.is_finite()).then_some((n * mult as f64) as u64)
 }
 
 /// One CSV record: fields split on `,`, `"…"` quoting with `""` for a quote.
