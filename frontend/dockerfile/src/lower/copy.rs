@@ -63,12 +63,7 @@ impl Lowering<'_> {
             (sources, dest, from, chown, chmod, exclude, checksum)
         };
 
-        let cwd = st
-            .image
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".into());
+        let cwd = st.cwd();
         let several = sources.len() > 1;
         let mut dest_abs = join_path(&cwd, &dest);
         if several && !dest_abs.ends_with('/') {

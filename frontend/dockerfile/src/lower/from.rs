@@ -15,7 +15,7 @@ impl Lowering<'_> {
     pub(super) fn from(&mut self, stage: &Stage) -> Result<StageState, LowerError> {
         let span = stage.span;
         let platform = self.stage_platform(stage)?;
-        let base = self.expand_from_word(&stage.base, span)?;
+        let base = self.expand_global(&stage.base, span)?;
         if base.is_empty() {
             return Err(LowerError::at(
                 span,
@@ -133,17 +133,6 @@ impl Lowering<'_> {
         }
     }
 
-    /// Expands a FROM word in the global scope.
-    fn expand_from_word(&mut self, word: &str, span: Span) -> Result<String, LowerError> {
-        let env = StageEnv {
-            env: &[],
-            args: &self.global,
-        };
-        self.lexer
-            .process_word(word, &env)
-            .map_err(|e| LowerError::at(span, LowerErrorKind::Expand(e)))
-    }
-
     /// InvalidDefaultArgInFrom: the base with only the ARG defaults must be a valid name.
     fn check_default_base(&mut self, stage: &Stage, span: Span) {
         if !stage.base.contains('$') {
@@ -190,7 +179,7 @@ impl Lowering<'_> {
         let Some(raw) = &stage.platform else {
             return Ok(self.opts.target_platform.clone());
         };
-        let value = self.expand_from_word(raw, span)?;
+        let value = self.expand_global(raw, span)?;
         value
             .parse::<Platform>()
             .map_err(|_| LowerError::at(span, LowerErrorKind::BadPlatform(value)))

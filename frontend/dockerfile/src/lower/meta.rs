@@ -87,11 +87,8 @@ impl Lowering<'_> {
             }
             Command::Arg(decls) => {
                 for d in decls {
-                    let value = match self.opts.build_args.get(&d.name) {
-                        Some(v) => {
-                            self.used_args.insert(d.name.clone());
-                            Some(v.clone())
-                        }
+                    let value = match self.build_arg(&d.name) {
+                        Some(v) => Some(v),
                         None => match &d.default {
                             Some(def) => Some(self.expander(st, span).word(def)?),
                             None => self.global.get(&d.name).map(str::to_string),
@@ -189,12 +186,7 @@ impl Lowering<'_> {
         if expanded.starts_with('/') {
             st.workdir_set = true;
         }
-        let base = st
-            .image
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".into());
+        let base = st.cwd();
         let path = join_path(&base, &expanded);
         let path = if path.len() > 1 {
             path.trim_end_matches('/').to_string()

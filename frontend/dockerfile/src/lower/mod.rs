@@ -135,6 +135,17 @@ pub(crate) struct StageState {
     pub ignore_cache: bool,
 }
 
+impl StageState {
+    /// The working directory (`/` when unset).
+    pub fn cwd(&self) -> String {
+        self.image
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into())
+    }
+}
+
 pub(crate) struct Lowering<'a> {
     pub df: &'a Dockerfile,
     pub opts: &'a LowerOptions,
@@ -167,11 +178,8 @@ impl<'a> Lowering<'a> {
                 continue;
             };
             for d in decls {
-                let value = match self.opts.build_args.get(&d.name) {
-                    Some(v) => {
-                        self.used_args.insert(d.name.clone());
-                        Some(v.clone())
-                    }
+                let value = match self.build_arg(&d.name) {
+                    Some(v) => Some(v),
                     None => match &d.default {
                         Some(def) => Some(self.expand_global(def, inst.span)?),
                         None => None,
@@ -182,6 +190,13 @@ impl<'a> Lowering<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The `--build-arg` value for a declared ARG, recording that it was consumed.
+    pub(crate) fn build_arg(&mut self, name: &str) -> Option<String> {
+        let v = self.opts.build_args.get(name)?;
+        self.used_args.insert(name.to_string());
+        Some(v.clone())
     }
 
     /// Expands a FROM-line word in the global scope.

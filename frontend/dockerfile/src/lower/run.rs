@@ -64,12 +64,7 @@ impl Lowering<'_> {
         let exec = Exec {
             args: args.clone(),
             env,
-            cwd: st
-                .image
-                .config
-                .working_dir
-                .clone()
-                .unwrap_or_else(|| "/".into()),
+            cwd: st.cwd(),
             user: st.image.config.user.clone().unwrap_or_default(),
             network,
             security,

@@ -33,12 +33,7 @@ impl Lowering<'_> {
                 }
                 parsed.map_err(|m| LowerError::at(span, LowerErrorKind::Mount(m)))?
             };
-            let cwd = st
-                .image
-                .config
-                .working_dir
-                .clone()
-                .unwrap_or_else(|| "/".into());
+            let cwd = st.cwd();
             let target = spec.target.as_deref().map(|t| {
                 let p = join_path(&cwd, t);
                 if p.len() > 1 {
