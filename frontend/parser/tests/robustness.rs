@@ -218,22 +218,6 @@ fn big_file_parses_completely() {
     );
 }
 
-/// Not a pass/fail timing test: run with `--ignored --nocapture` to see the numbers.
-#[test]
-#[ignore]
-fn print_timing() {
-    let src = big_dockerfile(5000);
-    let t = std::time::Instant::now();
-    for _ in 0..20 {
-        parse(&src).expect("parses");
-    }
-    println!(
-        "5000 instructions ({} bytes): {:?} per parse",
-        src.len(),
-        t.elapsed() / 20
-    );
-}
-
 #[test]
 fn api_basics() {
     // BOM in str and bytes; the same AST either way.
