@@ -8,6 +8,7 @@
 //! Must never depend on the frontend or the exporter.
 
 pub mod chmod;
+pub mod content;
 pub mod copy;
 pub mod fileop;
 mod fsutil;

@@ -1,0 +1,372 @@
+//! Content keys: the digest of exactly what a COPY/ADD reads from its source — names,
+//! types, modes, sizes, contents, link targets (and owners when they are kept), never
+//! mtimes — so a step re-runs only when what it copies changed.
+//!
+//! A [`StatCache`] remembers file hashes by (device, inode, size, mtime, ctime), so an
+//! unchanged context costs one `lstat` per selected file and no reads.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest as _, Sha256};
+use strata_digest::Digest;
+use strata_graph::Copy;
+use strata_patternmatcher::PatternMatcher;
+
+use crate::copy::{resolve_sources, CopyError};
+use crate::fsutil::{is_whiteout, resolve_in_root};
+
+/// What identifies a file's content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    ctime: i64,
+    ctime_ns: i64,
+}
+
+impl Stamp {
+    fn of(m: &Metadata) -> Self {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_ns: m.ctime_nsec(),
+        }
+    }
+}
+
+/// File content hashes keyed by stat data, persisted between builds.
+#[derive(Debug, Default)]
+pub struct StatCache {
+    file: Option<PathBuf>,
+    entries: Mutex<HashMap<PathBuf, (Stamp, [u8; 32])>>,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+const MAGIC: &[u8; 8] = b"strstat1";
+
+impl StatCache {
+    /// Loads `file` if it exists and is readable; a damaged file is simply ignored.
+    pub fn load(file: &Path) -> Self {
+        let mut entries = HashMap::new();
+        if let Ok(bytes) = std::fs::read(file) {
+            if bytes.starts_with(MAGIC) {
+                let mut r = &bytes[8..];
+                while let Some(e) = read_entry(&mut r) {
+                    entries.insert(e.0, (e.1, e.2));
+                }
+            }
+        }
+        StatCache {
+            file: Some(file.to_path_buf()),
+            entries: Mutex::new(entries),
+            dirty: Default::default(),
+        }
+    }
+
+    /// Writes the cache back (temp file + rename) when it changed.
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let entries = self.entries.lock().expect("stat cache lock");
+        let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        w.write_all(MAGIC)?;
+        for (p, (s, h)) in entries.iter() {
+            let pb = p.as_os_str().as_encoded_bytes();
+            w.write_all(&(pb.len() as u32).to_le_bytes())?;
+            w.write_all(pb)?;
+            for v in [s.dev, s.ino, s.size] {
+                w.write_all(&v.to_le_bytes())?;
+            }
+            for v in [s.mtime, s.mtime_ns, s.ctime, s.ctime_ns] {
+                w.write_all(&v.to_le_bytes())?;
+            }
+            w.write_all(h)?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, file)
+    }
+
+    /// sha256 of the file at `path` (whose metadata is `meta`), from the cache when the
+    /// stamp matches.
+    pub fn file_hash(&self, path: &Path, meta: &Metadata) -> std::io::Result<[u8; 32]> {
+        let stamp = Stamp::of(meta);
+        if let Some((s, h)) = self.entries.lock().expect("stat cache lock").get(path) {
+            if *s == stamp {
+                return Ok(*h);
+            }
+        }
+        let mut f = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let h: [u8; 32] = hasher.finalize().into();
+        self.entries
+            .lock()
+            .expect("stat cache lock")
+            .insert(path.to_path_buf(), (stamp, h));
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(h)
+    }
+}
+
+fn read_entry(r: &mut &[u8]) -> Option<(PathBuf, Stamp, [u8; 32])> {
+    fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if r.len() < n {
+            return None;
+        }
+        let (a, b) = r.split_at(n);
+        *r = b;
+        Some(a)
+    }
+    let len = u32::from_le_bytes(take(r, 4)?.try_into().ok()?) as usize;
+    let p = take(r, len)?;
+    let path = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p));
+    let u =
+        |r: &mut &[u8]| -> Option<u64> { Some(u64::from_le_bytes(take(r, 8)?.try_into().ok()?)) };
+    let dev = u(r)?;
+    let ino = u(r)?;
+    let size = u(r)?;
+    let i =
+        |r: &mut &[u8]| -> Option<i64> { Some(i64::from_le_bytes(take(r, 8)?.try_into().ok()?)) };
+    let (mtime, mtime_ns, ctime, ctime_ns) = (i(r)?, i(r)?, i(r)?, i(r)?);
+    let h: [u8; 32] = take(r, 32)?.try_into().ok()?;
+    Some((
+        path,
+        Stamp {
+            dev,
+            ino,
+            size,
+            mtime,
+            mtime_ns,
+            ctime,
+            ctime_ns,
+        },
+        h,
+    ))
+}
+
+/// The content digest of what `c` selects in `src_root`.
+pub fn content_digest(
+    src_root: &Path,
+    ignore: Option<&PatternMatcher>,
+    c: &Copy,
+    keep_owner: bool,
+    cache: &StatCache,
+) -> Result<Digest, CopyError> {
+    let exclude = if c.exclude.is_empty() {
+        None
+    } else {
+        Some(PatternMatcher::new(&c.exclude)?)
+    };
+    let mut h = Sha256::new();
+    let mut hasher = TreeHasher {
+        root: src_root,
+        ignore,
+        exclude: exclude.as_ref(),
+        keep_owner,
+        cache,
+        h: &mut h,
+    };
+    for m in resolve_sources(src_root, ignore, c)? {
+        hasher.h.update(b"match\0");
+        hasher.h.update(m.rel.as_os_str().as_encoded_bytes());
+        hasher.h.update([0]);
+        let mut rel = m.rel.clone();
+        let mut meta = std::fs::symlink_metadata(src_root.join(&rel)).map_err(|e| io(&rel, e))?;
+        if meta.file_type().is_symlink() && c.follow_symlinks {
+            rel = resolve_in_root(src_root, &m.rel, true).map_err(|e| io(&m.rel, e))?;
+            meta = std::fs::symlink_metadata(src_root.join(&rel)).map_err(|_| {
+                CopyError::NotFound {
+                    path: m.rel.to_string_lossy().into(),
+                }
+            })?;
+        }
+        hasher.entry(&rel, &meta, &m.rel)?;
+    }
+    Ok(Digest::from_hasher(h))
+}
+
+fn io(p: &Path, source: std::io::Error) -> CopyError {
+    CopyError::Io {
+        path: p.to_path_buf(),
+        source,
+    }
+}
+
+struct TreeHasher<'a> {
+    root: &'a Path,
+    ignore: Option<&'a PatternMatcher>,
+    exclude: Option<&'a PatternMatcher>,
+    keep_owner: bool,
+    cache: &'a StatCache,
+    h: &'a mut Sha256,
+}
+
+impl TreeHasher<'_> {
+    fn entry(&mut self, rel: &Path, meta: &Metadata, match_root: &Path) -> Result<(), CopyError> {
+        let name = rel.strip_prefix(match_root).unwrap_or(rel);
+        self.h.update(name.as_os_str().as_encoded_bytes());
+        self.h.update([0]);
+        self.h.update((meta.mode()).to_le_bytes());
+        if self.keep_owner {
+            self.h.update(meta.uid().to_le_bytes());
+            self.h.update(meta.gid().to_le_bytes());
+        }
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let t = std::fs::read_link(self.root.join(rel)).map_err(|e| io(rel, e))?;
+            self.h.update(b"l");
+            self.h.update(t.as_os_str().as_encoded_bytes());
+        } else if ft.is_file() {
+            self.h.update(b"f");
+            self.h.update(meta.size().to_le_bytes());
+            let abs = self.root.join(rel);
+            let fh = self.cache.file_hash(&abs, meta).map_err(|e| io(rel, e))?;
+            self.h.update(fh);
+        } else if ft.is_dir() {
+            self.h.update(b"d");
+            let dir = self.root.join(rel);
+            let mut names: Vec<_> = std::fs::read_dir(&dir)
+                .map_err(|e| io(rel, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                let child = rel.join(&n);
+                let child_s = child.to_string_lossy();
+                let in_match = child.strip_prefix(match_root).unwrap_or(&child);
+                if let Some(x) = self.exclude {
+                    if x.matches(&child_s) || x.matches(&in_match.to_string_lossy()) {
+                        continue;
+                    }
+                }
+                let m =
+                    std::fs::symlink_metadata(self.root.join(&child)).map_err(|e| io(&child, e))?;
+                if is_whiteout(&m) {
+                    continue;
+                }
+                if self.ignore.is_some_and(|i| i.matches(&child_s)) {
+                    if m.is_dir() && self.ignore.is_some_and(|i| i.has_exclusions()) {
+                        self.entry(&child, &m, match_root)?;
+                    }
+                    continue;
+                }
+                self.entry(&child, &m, match_root)?;
+            }
+            self.h.update(b"/d");
+        } else {
+            self.h.update(b"s");
+            self.h.update(meta.rdev().to_le_bytes());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_of(src: &[&str]) -> Copy {
+        Copy {
+            input: 1,
+            sources: src.iter().map(|s| s.to_string()).collect(),
+            dest: "/d/".into(),
+            chown: None,
+            chmod: None,
+            dir_contents_only: true,
+            follow_symlinks: true,
+            allow_wildcard: true,
+            allow_empty_wildcard: true,
+            create_dest_path: true,
+            unpack: false,
+            parents: false,
+            exclude: vec![],
+        }
+    }
+
+    #[test]
+    fn digest_changes_with_content_not_with_unselected_files_or_mtime() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir(r.join("src")).unwrap();
+        std::fs::write(r.join("src/a"), "1").unwrap();
+        std::fs::write(r.join("other"), "x").unwrap();
+        let cache = StatCache::default();
+        let c = copy_of(&["src"]);
+        let d1 = content_digest(r, None, &c, false, &cache).unwrap();
+        std::fs::write(r.join("other"), "changed").unwrap();
+        assert_eq!(
+            content_digest(r, None, &c, false, &cache).unwrap(),
+            d1,
+            "unselected file"
+        );
+        let f = std::fs::File::options()
+            .write(true)
+            .open(r.join("src/a"))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(12345))
+            .unwrap();
+        assert_eq!(
+            content_digest(r, None, &c, false, &cache).unwrap(),
+            d1,
+            "mtime only"
+        );
+        std::fs::write(r.join("src/a"), "2").unwrap();
+        assert_ne!(
+            content_digest(r, None, &c, false, &cache).unwrap(),
+            d1,
+            "content"
+        );
+        std::fs::write(r.join("src/a"), "1").unwrap();
+        assert_eq!(
+            content_digest(r, None, &c, false, &cache).unwrap(),
+            d1,
+            "back to the same content"
+        );
+        std::fs::write(r.join("src/new"), "").unwrap();
+        assert_ne!(
+            content_digest(r, None, &c, false, &cache).unwrap(),
+            d1,
+            "new file"
+        );
+    }
+
+    #[test]
+    fn stat_cache_round_trips_and_skips_reads() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, "abc").unwrap();
+        let file = d.path().join("stat.cache");
+        let c = StatCache::load(&file);
+        let m = std::fs::symlink_metadata(&f).unwrap();
+        let h = c.file_hash(&f, &m).unwrap();
+        c.save().unwrap();
+        let c2 = StatCache::load(&file);
+        let entries = c2.entries.lock().unwrap();
+        assert_eq!(entries.get(&f).map(|e| e.1), Some(h));
+    }
+}
