@@ -1,0 +1,140 @@
+//! An OCI image layout directory: `oci-layout`, `index.json`, `blobs/sha256/<hex>`.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use strata_oci::ImageIndex;
+
+use super::blob::copy_blob;
+use super::{
+    image_blobs, manifest_entry, new_index, OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION,
+};
+use crate::layer::WRITE_BUFFER;
+use crate::{BlobSink, BuiltImage, ImageError};
+
+/// Write `image` into the OCI layout at `dir`, creating it if needed.
+///
+/// Blobs already present with the right size are kept. An existing `index.json` is
+/// merged into, not replaced: an entry with the same `ref_name` is replaced, other
+/// images stay; without `ref_name`, an unnamed entry for the same manifest is not
+/// duplicated. `index.json` is written last and renamed into place, so a reader never
+/// sees an index pointing at missing blobs.
+pub fn write_oci_layout(
+    dir: &Path,
+    image: &BuiltImage,
+    sink: &dyn BlobSink,
+    ref_name: Option<&str>,
+) -> Result<(), ImageError> {
+    let blobs_dir = dir.join("blobs").join("sha256");
+    fs::create_dir_all(&blobs_dir).map_err(ImageError::io("creating", &blobs_dir))?;
+    check_or_write_layout_file(dir)?;
+
+    for (digest, size) in image_blobs(image) {
+        let path = blobs_dir.join(digest.hex());
+        if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size) {
+            continue;
+        }
+        let tmp = tmp_path(&path);
+        let result = (|| {
+            let file = fs::File::create(&tmp).map_err(ImageError::io("creating", &tmp))?;
+            let mut w = BufWriter::with_capacity(WRITE_BUFFER, file);
+            if digest == image.config.digest {
+                w.write_all(&image.config_bytes)
+                    .map_err(ImageError::io("writing", &tmp))?;
+            } else if digest == image.manifest.digest {
+                w.write_all(&image.manifest_bytes)
+                    .map_err(ImageError::io("writing", &tmp))?;
+            } else {
+                copy_blob(sink, digest, size, &mut w, ImageError::io("writing", &tmp))?;
+            }
+            let file = w
+                .into_inner()
+                .map_err(|e| ImageError::io("writing", &tmp)(e.into_error()))?;
+            file.sync_all().map_err(ImageError::io("syncing", &tmp))?;
+            fs::rename(&tmp, &path).map_err(ImageError::io("renaming into place", &path))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+    }
+
+    let index_path = dir.join("index.json");
+    let mut index = match fs::read(&index_path) {
+        Ok(bytes) => {
+            serde_json::from_slice::<ImageIndex>(&bytes).map_err(|e| ImageError::InvalidLayout {
+                path: index_path.clone(),
+                reason: format!("index.json does not parse: {e}"),
+            })?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => new_index(Vec::new()),
+        Err(e) => return Err(ImageError::io("reading", &index_path)(e)),
+    };
+    let entry = match ref_name {
+        Some(name) => {
+            index.manifests.retain(|d| {
+                d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) != Some(name)
+            });
+            manifest_entry(image, &[(REF_NAME_ANNOTATION, name)])
+        }
+        None => {
+            index.manifests.retain(|d| {
+                d.digest != image.manifest.digest || d.annotations.contains_key(REF_NAME_ANNOTATION)
+            });
+            manifest_entry(image, &[])
+        }
+    };
+    index.manifests.push(entry);
+    let bytes = serde_json::to_vec(&index).expect("index serializes");
+    write_atomically(&index_path, &bytes)
+}
+
+/// Validate an existing `oci-layout` file, or write one.
+fn check_or_write_layout_file(dir: &Path) -> Result<(), ImageError> {
+    let path = dir.join(OCI_LAYOUT_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| ImageError::InvalidLayout {
+                    path: path.clone(),
+                    reason: format!("oci-layout does not parse: {e}"),
+                })?;
+            match v.get("imageLayoutVersion").and_then(|v| v.as_str()) {
+                Some(version) if version.starts_with("1.") => Ok(()),
+                other => Err(ImageError::InvalidLayout {
+                    path,
+                    reason: format!("unsupported imageLayoutVersion {other:?}"),
+                }),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_atomically(&path, OCI_LAYOUT_BYTES)
+        }
+        Err(e) => Err(ImageError::io("reading", &path)(e)),
+    }
+}
+
+/// A sibling name unique to this process and call.
+fn tmp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    let tmp = tmp_path(path);
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).map_err(ImageError::io("creating", &tmp))?;
+        f.write_all(bytes)
+            .map_err(ImageError::io("writing", &tmp))?;
+        f.sync_all().map_err(ImageError::io("syncing", &tmp))?;
+        fs::rename(&tmp, path).map_err(ImageError::io("renaming into place", path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
