@@ -72,11 +72,14 @@ impl NewLayer {
 }
 
 impl Layers {
-    /// Opens (creating if needed) the layer area of the store at `store_root`.
-    pub fn new(store_root: &Path) -> Result<Layers> {
+    /// Opens (creating if needed) the layer area of the store at `store_root`. New
+    /// layers are prepared under `tmp`, which must be on the same file system and owned
+    /// by this process for as long as it runs (the store's per-process session
+    /// directory, `Store::tmp_dir`, which no other process cleans while we live).
+    pub fn new(store_root: &Path, tmp: &Path) -> Result<Layers> {
         let layers = Layers {
             layers: store_root.join("layers"),
-            tmp: store_root.join("tmp"),
+            tmp: tmp.to_path_buf(),
             empty: store_root.join("empty"),
         };
         fs_err::create_dir_all(&layers.layers)?;

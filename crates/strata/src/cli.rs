@@ -12,6 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     propagate_version = true
 )]
 pub struct Cli {
+    /// The store directory (default: /var/lib/strata as root, else $XDG_DATA_HOME/strata).
+    #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -20,9 +23,50 @@ pub struct Cli {
 pub enum Command {
     /// Build an image from a Dockerfile and a context.
     Build(BuildArgs),
+    /// List images in the local store (like `docker images`).
+    Images,
+    /// Manage images in the local store.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Inspect what strata would do.
     #[command(subcommand)]
     Debug(DebugCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images.
+    Ls,
+    /// Remove image names (the blobs stay until garbage collection).
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print an image's manifest and config as JSON.
+    Inspect { name: String },
+    /// Show an image's history (like `docker history`).
+    History {
+        name: String,
+        /// Do not truncate commands.
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Create an image from a root filesystem tarball (like `docker import`).
+    Import {
+        /// A tar (plain, gzip or zstd) of the root filesystem; `-` reads stdin.
+        tarball: PathBuf,
+        /// The name to give it.
+        name: String,
+    },
+    /// Load images from an OCI archive (`docker save`/`type=oci` output) or OCI layout.
+    Load {
+        /// An OCI archive (tar) or an OCI layout directory.
+        #[arg(short = 'i', long = "input")]
+        input: PathBuf,
+        /// Name to give the image when the archive names none.
+        #[arg(short = 't', long = "tag")]
+        tag: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +112,28 @@ pub struct BuildArgs {
     /// Parse, lower and lint without building; exit 1 if any rule fires.
     #[arg(long)]
     pub check: bool,
+    /// Name the result in the local image store (`NAME[:TAG]`; repeatable).
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Output (buildx syntax): `type=oci,dest=F.tar`, `type=oci,dest=DIR,tar=false`,
+    /// `type=docker,dest=F.tar`, `type=local,dest=DIR`, `type=tar,dest=F`, `type=image`.
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = crate::progress::ProgressMode::Auto)]
+    pub progress: crate::progress::ProgressMode,
+    /// Write the image ID (config digest) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata (image and config digests) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Timestamps for reproducible images (also read from SOURCE_DATE_EPOCH).
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<i64>,
+    /// Print only the image ID on success.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,8 @@ use crate::resolver::LocalResolver;
 pub struct Definition {
     /// The Dockerfile path as the user named it (for messages).
     pub path: PathBuf,
+    /// The build context directory.
+    pub context: PathBuf,
     pub source: Vec<u8>,
     pub options: LowerOptions,
 }
@@ -73,9 +75,22 @@ impl Definition {
         }
         Ok(Definition {
             path,
+            context: context.clone(),
             source,
             options,
         })
+    }
+
+    /// Local directories by source name: the main context and named local contexts.
+    pub fn local_dirs(&self) -> std::collections::BTreeMap<String, PathBuf> {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("context".to_string(), self.context.clone());
+        for (name, ctx) in &self.options.named_contexts {
+            if let NamedContext::Local { path } = ctx {
+                m.insert(name.clone(), PathBuf::from(path));
+            }
+        }
+        m
     }
 
     /// `Dockerfile` or the `-f` path, as messages show it.
@@ -88,10 +103,15 @@ impl Definition {
 
     /// Lowers the Dockerfile; `allow_unresolved` lets `--check`/graph dumps proceed
     /// without the base images' filesystems.
-    pub fn lower(&self, allow_unresolved: bool) -> anyhow::Result<Lowered> {
+    pub fn lower(
+        &self,
+        allow_unresolved: bool,
+        store: Option<strata_store::Store>,
+    ) -> anyhow::Result<Lowered> {
         let mut opts = self.options.clone();
         opts.allow_unresolved = allow_unresolved;
-        strata_dockerfile::lower(&self.source, &opts, &LocalResolver).map_err(|err| {
+        let resolver = LocalResolver { store };
+        strata_dockerfile::lower(&self.source, &opts, &resolver).map_err(|err| {
             DockerfileError {
                 file: self.display_name(),
                 source_text: String::from_utf8_lossy(&self.source).into_owned(),

@@ -34,6 +34,22 @@ impl fmt::Display for DockerfileError {
 }
 impl std::error::Error for DockerfileError {}
 
+/// A build step failed: the step's name and its error chain.
+#[derive(Debug)]
+pub struct SolveFailed(pub strata_scheduler::SolveError);
+
+impl fmt::Display for SolveFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            strata_scheduler::SolveError::Failed { vertex, source, .. } => {
+                write!(f, "{vertex}: {source}")
+            }
+            other => write!(f, "{other}"),
+        }
+    }
+}
+impl std::error::Error for SolveFailed {}
+
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Usage>().is_some() {
         2

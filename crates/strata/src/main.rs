@@ -8,7 +8,11 @@ mod cli;
 mod commands;
 mod context;
 mod diagnostics;
+mod export;
+mod outputs;
+mod progress;
 mod resolver;
+mod store;
 
 use std::process::ExitCode;
 

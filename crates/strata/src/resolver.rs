@@ -1,6 +1,6 @@
-//! The `ImageMetaResolver` the CLI gives the frontend: OCI layout directories (named
-//! build contexts). The local image store and registries join when they exist; until
-//! then a named image is "not found".
+//! The `ImageMetaResolver` the CLI gives the frontend: images in the local store (by
+//! name or manifest digest) and OCI layout directories (named build contexts).
+//! Registries join with the registry issue.
 //!
 //! This does I/O, so it lives outside the frontend (design §2).
 
@@ -10,7 +10,9 @@ use strata_digest::{sha256, Digest};
 use strata_dockerfile::{ImageMetaResolver, ImageSource, ResolveError, ResolvedImage};
 use strata_oci::{media_types, Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform};
 
-pub struct LocalResolver;
+pub struct LocalResolver {
+    pub store: Option<strata_store::Store>,
+}
 
 impl ImageMetaResolver for LocalResolver {
     fn resolve(
@@ -19,12 +21,61 @@ impl ImageMetaResolver for LocalResolver {
         platform: &Platform,
     ) -> Result<ResolvedImage, ResolveError> {
         match source {
-            ImageSource::Registry(_) => Err(ResolveError::NotFound),
+            ImageSource::Registry(r) => {
+                let Some(store) = &self.store else {
+                    return Err(ResolveError::NotFound);
+                };
+                resolve_store(store, r, platform)
+            }
             ImageSource::OciLayout { path, tag } => {
                 resolve_layout(Path::new(path), tag.as_deref(), platform)
             }
         }
     }
+}
+
+fn resolve_store(
+    store: &strata_store::Store,
+    r: &strata_oci::Reference,
+    platform: &Platform,
+) -> Result<ResolvedImage, ResolveError> {
+    let other = |e: strata_store::StoreError| ResolveError::Other(e.to_string());
+    let json = |e: serde_json::Error| ResolveError::Other(e.to_string());
+    let manifest_digest = match &r.digest {
+        Some(d) => {
+            if !store.has_blob(d).map_err(other)? {
+                return Err(ResolveError::NotFound);
+            }
+            *d
+        }
+        None => {
+            store
+                .image(&r.to_string())
+                .map_err(other)?
+                .ok_or(ResolveError::NotFound)?
+                .manifest
+        }
+    };
+    let read = |d: &Digest| -> Result<Vec<u8>, ResolveError> { store.read_blob(d).map_err(other) };
+    let bytes = read(&manifest_digest)?;
+    let probe: serde_json::Value = serde_json::from_slice(&bytes).map_err(json)?;
+    let (manifest_digest, bytes) = if probe.get("manifests").is_some() {
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(json)?;
+        let d = index
+            .select(platform)
+            .ok_or_else(|| ResolveError::Platform(platform.clone()))?
+            .digest;
+        (d, read(&d)?)
+    } else {
+        (manifest_digest, bytes)
+    };
+    let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(json)?;
+    let config: ImageConfig =
+        serde_json::from_slice(&read(&manifest.config.digest)?).map_err(json)?;
+    Ok(ResolvedImage {
+        digest: Some(manifest_digest),
+        config,
+    })
 }
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";

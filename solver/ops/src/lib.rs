@@ -1,9 +1,11 @@
-//! The solver's operations: what each graph op does to the filesystem.
+//! The solver's operations and the [`Solver`] facade.
 //!
-//! This crate grows with the solver issue: today it holds the file operations — COPY
-//! and ADD with Docker's semantics ([`copy`]), the other file actions ([`fileop`]),
-//! ADD's archive extraction — written into a new layer directory over a read-only view
-//! of the base. They are plain functions over directories, tested without mounts.
+//! Each graph op becomes a scheduler op over [`Output`]s: sources (scratch, images from
+//! the store or an OCI layout, local directories), file ops (COPY/ADD with Docker's
+//! semantics ([`copy`]), mkdir/mkfile/rm/symlink ([`fileop`]), ADD's archive
+//! extraction) written as new layers over a read-only view of the base, and merges
+//! (`COPY --link`). COPY/ADD from a local directory are cached by what they read
+//! ([`content`]), never by mtimes.
 //!
 //! Must never depend on the frontend or the exporter.
 
@@ -13,6 +15,13 @@ pub mod copy;
 pub mod fileop;
 mod fsutil;
 mod glob;
+mod op;
+mod output;
+mod solver;
 mod unpack;
+mod view;
 
 pub use fsutil::{resolve_in_root, Attrs};
+pub use op::ensure_layer;
+pub use output::Output;
+pub use solver::{SolveOptions, Solver};

@@ -82,7 +82,7 @@ pub struct Store {
 
 pub fn store() -> Store {
     let dir = tempfile::tempdir().unwrap();
-    let layers = Layers::new(&dir.path().join("store")).unwrap();
+    let layers = Layers::new(&dir.path().join("store"), &dir.path().join("store/tmp")).unwrap();
     Store { dir, layers }
 }
 

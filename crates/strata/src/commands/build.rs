@@ -1,21 +1,187 @@
 //! `strata build`.
 
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
+use strata_image::ImageOptions;
+use strata_ops::{SolveOptions, Solver};
+use strata_scheduler::CancellationToken;
 
 use crate::cli::BuildArgs;
 use crate::context::Definition;
-use crate::diagnostics;
+use crate::diagnostics::{self, Usage};
+use crate::outputs::{self, CompressionSpec, OutputSpec};
+use crate::{export, progress, store};
 
-pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     let def = Definition::load(&args.def)?;
-    if !args.check {
-        bail!(diagnostics::Usage(
-            "running builds arrives with the solver; for now `strata build --check` parses, lowers and lints, and `strata debug graph` prints the graph".into()
-        ));
+    if args.check {
+        return check(&def, root);
     }
-    let lowered = def.lower(true)?;
+    // Outputs are parsed before any work, so a typo fails fast.
+    let mut compression = CompressionSpec::default();
+    let mut outs = Vec::new();
+    for o in &args.outputs {
+        outs.push(outputs::parse(o, &mut compression)?);
+    }
+    let mut names = Vec::new();
+    for t in &args.tags {
+        let r = strata_oci::Reference::parse(t).map_err(|e| Usage(format!("-t {t:?}: {e}")))?;
+        names.push(r.to_string());
+    }
+    if !names.is_empty() && !outs.iter().any(|o| matches!(o, OutputSpec::Image { .. })) {
+        outs.push(OutputSpec::Image { names: Vec::new() });
+    }
+    for o in outs.iter_mut() {
+        if let OutputSpec::Image { names: n } = o {
+            for extra in n.iter() {
+                let r = strata_oci::Reference::parse(extra)
+                    .map_err(|e| Usage(format!("name={extra:?}: {e}")))?;
+                names.push(r.to_string());
+            }
+            n.clear();
+        }
+    }
+    let compression = export::compression(&compression).map_err(|e| Usage(e.to_string()))?;
+
+    let store = store::open(root)?;
+    let lowered = def.lower(false, Some(store.clone()))?;
+    let file = def.display_name();
+    for w in &lowered.warnings {
+        eprintln!(
+            "warning: {file}:{}: {}: {}",
+            w.span.start, w.rule.name, w.message
+        );
+    }
+    if lowered.lint_error && !lowered.warnings.is_empty() {
+        bail!(
+            "{file}: {} lint warning(s) and `# check=error=true`",
+            lowered.warnings.len()
+        );
+    }
+    for a in &lowered.unused_build_args {
+        eprintln!("warning: build-arg {a:?} was not consumed by any stage");
+    }
+
+    let display = progress::reporter(args.progress);
+    let reporter: Arc<dyn strata_progress::Reporter> = display.clone();
+    let solver = Solver::new(store.clone())?;
+    let opts = SolveOptions {
+        local_dirs: def.local_dirs(),
+        parallelism: None,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    let chain = runtime.block_on(async {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: cancelling the build");
+                on_signal.cancel();
+            }
+        });
+        solver
+            .solve(&lowered.graph, lowered.target, &opts, reporter, cancel)
+            .await
+    });
+    let chain = match chain {
+        Ok(c) => c,
+        Err(e) => {
+            display.finish(false);
+            return Err(diagnostics::SolveFailed(e).into());
+        }
+    };
+
+    let created = humantime_now();
+    let image_opts = ImageOptions {
+        compression,
+        source_date_epoch: args.source_date_epoch,
+        created: Some(created),
+        ..Default::default()
+    };
+    let needs_image = outs
+        .iter()
+        .any(|o| matches!(o, OutputSpec::Image { .. } | OutputSpec::Oci { .. }))
+        || args.iidfile.is_some()
+        || args.metadata_file.is_some()
+        || outs.is_empty();
+    let image = if needs_image {
+        Some(export::build_image(
+            &store,
+            solver.layers(),
+            &chain,
+            lowered.image.clone(),
+            &image_opts,
+        )?)
+    } else {
+        None
+    };
+    for o in &outs {
+        match o {
+            OutputSpec::Image { .. } => {
+                let image = image.as_ref().expect("built above");
+                for n in &names {
+                    export::tag(&store, n, image)?;
+                }
+            }
+            OutputSpec::Oci { dest, tar, name } => {
+                let image = image.as_ref().expect("built above");
+                let name = name.clone().or_else(|| names.first().cloned());
+                export::write_oci(dest, *tar, &store, image, name.as_deref())?;
+            }
+            OutputSpec::Docker { dest, name } => {
+                let docker_opts = ImageOptions {
+                    media: export::media(true),
+                    ..image_opts.clone()
+                };
+                let img = export::build_image(
+                    &store,
+                    solver.layers(),
+                    &chain,
+                    lowered.image.clone(),
+                    &docker_opts,
+                )?;
+                let mut tags: Vec<String> = name.iter().cloned().collect();
+                tags.extend(names.iter().cloned());
+                export::write_docker(dest, &store, &img, &tags)?;
+            }
+            OutputSpec::Local { dest } => export::write_local(dest, solver.layers(), &chain)?,
+            OutputSpec::Tar { dest } => {
+                export::write_rootfs_tar(dest, solver.layers(), &chain, store.tmp_dir())?
+            }
+        }
+    }
+    display.finish(true);
+    if let Some(image) = &image {
+        let id = image.config.digest.to_string();
+        if let Some(f) = &args.iidfile {
+            fs_err::write(f, &id)?;
+        }
+        if let Some(f) = &args.metadata_file {
+            let meta = serde_json::json!({
+                "containerimage.digest": image.manifest.digest,
+                "containerimage.config.digest": image.config.digest,
+                "containerimage.descriptor": image.manifest,
+                "image.name": names.join(","),
+            });
+            fs_err::write(f, serde_json::to_vec_pretty(&meta)?)?;
+        }
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{id}");
+        if !args.quiet {
+            for n in &names {
+                eprintln!("naming to {n}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(def: &Definition, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    let lowered = def.lower(true, store::open_existing(root))?;
     let file = def.display_name();
     for w in &lowered.warnings {
         println!("{file}:{}: {}: {}", w.span.start, w.rule.name, w.message);
@@ -36,5 +202,46 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
             if n == 1 { "" } else { "s" }
         );
         Ok(ExitCode::from(1))
+    }
+}
+
+/// The build time as RFC 3339 UTC (`2026-11-25T14:00:00Z`).
+fn humantime_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

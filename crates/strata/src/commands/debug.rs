@@ -7,9 +7,9 @@ use strata_graph::DumpFormat;
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::context::Definition;
 
-pub fn graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
+pub fn graph(args: GraphArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     let def = Definition::load(&args.def)?;
-    let lowered = def.lower(true)?;
+    let lowered = def.lower(true, crate::store::open_existing(root))?;
     let file = def.display_name();
     for w in &lowered.warnings {
         eprintln!(

@@ -1,15 +1,19 @@
 //! One module per subcommand.
 
-mod build;
+pub mod build;
 mod debug;
+mod image;
 
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, DebugCommand};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = cli.root.as_ref();
     match cli.command {
-        Command::Build(args) => build::run(args),
-        Command::Debug(DebugCommand::Graph(args)) => debug::graph(args),
+        Command::Build(args) => build::run(args, root),
+        Command::Images => image::list(&crate::store::open(root)?),
+        Command::Image(cmd) => image::run(cmd, root),
+        Command::Debug(DebugCommand::Graph(args)) => debug::graph(args, root),
     }
 }

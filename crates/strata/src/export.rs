@@ -1,0 +1,260 @@
+//! Turning a solved filesystem and the frontend's image config into outputs: the
+//! adapters between the store/snapshots and the image exporter, and the outputs
+//! themselves (local image store, OCI layout/archive, docker archive, rootfs dir/tar).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use strata_digest::Digest;
+use strata_image::{
+    BlobSink, BuiltImage, CompressedKey, CompressedLayer, Compression, ImageOptions, LayerSource,
+    MediaTypes,
+};
+use strata_oci::ImageConfig;
+use strata_snapshot::{Chain, Layers, TarOptions};
+use strata_store::{ImageRecord, Store};
+
+/// The store as the exporter's blob sink.
+pub struct StoreSink(pub Store);
+
+impl BlobSink for StoreSink {
+    fn has(&self, d: &Digest) -> bool {
+        self.0.has_blob(d).unwrap_or(false)
+    }
+
+    fn put(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> std::io::Result<(Digest, u64)> {
+        let mut w = self.0.blob_writer().map_err(std::io::Error::other)?;
+        write(&mut w)?;
+        w.commit(None).map_err(std::io::Error::other)
+    }
+
+    fn open(&self, d: &Digest) -> std::io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(
+            self.0.open_blob(d).map_err(std::io::Error::other)?,
+        ))
+    }
+
+    fn lookup_compressed(&self, key: &CompressedKey) -> Option<CompressedLayer> {
+        // Only epoch-free exports are memoised: then the export diffID is the layer id.
+        if key.source_date_epoch.is_some() {
+            return None;
+        }
+        let level = key.compression.level().unwrap_or(0);
+        let (blob, size) = self
+            .0
+            .compressed(&key.layer, key.compression.name(), level)
+            .ok()??;
+        Some(CompressedLayer {
+            diff_id: key.layer,
+            blob,
+            size,
+        })
+    }
+
+    fn record_compressed(&self, key: &CompressedKey, value: &CompressedLayer) {
+        if key.source_date_epoch.is_some() || value.diff_id != key.layer {
+            return;
+        }
+        let level = key.compression.level().unwrap_or(0);
+        let _ = self.0.record_compressed(
+            &key.layer,
+            key.compression.name(),
+            level,
+            &value.blob,
+            value.size,
+        );
+    }
+}
+
+/// A stored layer as the exporter's layer source.
+struct SnapLayer {
+    layers: Arc<Layers>,
+    id: Digest,
+}
+
+impl LayerSource for SnapLayer {
+    fn layer_id(&self) -> Digest {
+        self.id
+    }
+
+    fn write_tar(&self, w: &mut dyn Write, source_date_epoch: Option<i64>) -> std::io::Result<()> {
+        self.layers
+            .write_tar(&self.id, w, &TarOptions { source_date_epoch })
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// Is the stored layer an empty diff (a step that changed nothing)?
+fn is_empty_layer(layers: &Layers, id: &Digest) -> bool {
+    std::fs::read_dir(layers.path(id))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false)
+}
+
+/// Builds the image: layers that changed nothing are dropped and their history entries
+/// marked `empty_layer`, as BuildKit's exporter does.
+pub fn build_image(
+    store: &Store,
+    layers: &Arc<Layers>,
+    chain: &Chain,
+    mut config: ImageConfig,
+    opts: &ImageOptions,
+) -> Result<BuiltImage> {
+    let layer_entries: Vec<usize> = config
+        .history
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !h.empty_layer)
+        .map(|(i, _)| i)
+        .collect();
+    let aligned = layer_entries.len() == chain.len();
+    let mut sources: Vec<Arc<dyn LayerSource>> = Vec::new();
+    for (k, id) in chain.layers().iter().enumerate() {
+        if is_empty_layer(layers, id) {
+            if aligned {
+                config.history[layer_entries[k]].empty_layer = true;
+            }
+            continue;
+        }
+        sources.push(Arc::new(SnapLayer {
+            layers: layers.clone(),
+            id: *id,
+        }));
+    }
+    if !aligned {
+        // The history does not describe the layers one to one (a base image without
+        // history): keep the layer-producing entries only as far as they go.
+        let mut remaining = sources.len();
+        for h in config.history.iter_mut() {
+            if !h.empty_layer {
+                if remaining == 0 {
+                    h.empty_layer = true;
+                } else {
+                    remaining -= 1;
+                }
+            }
+        }
+    }
+    let sink = StoreSink(store.clone());
+    Ok(strata_image::build_image(config, &sources, opts, &sink)?)
+}
+
+/// Records the image in the local store under `name`.
+pub fn tag(store: &Store, name: &str, image: &BuiltImage) -> Result<()> {
+    let size = image.config.size + image.layers.iter().map(|(d, _)| d.size).sum::<u64>();
+    let cfg: ImageConfig = serde_json::from_slice(&image.config_bytes)?;
+    let platform = match &cfg.variant {
+        Some(v) => format!("{}/{}/{v}", cfg.os, cfg.architecture),
+        None => format!("{}/{}", cfg.os, cfg.architecture),
+    };
+    let rec = ImageRecord {
+        manifest: image.manifest.digest,
+        config: image.config.digest,
+        media_type: image.manifest.media_type.clone(),
+        size,
+        created: cfg.created.clone(),
+        platform,
+    };
+    store
+        .put_image(name, &rec)
+        .with_context(|| format!("tagging {name}"))
+}
+
+pub fn write_oci(
+    dest: &Path,
+    tar: bool,
+    store: &Store,
+    image: &BuiltImage,
+    name: Option<&str>,
+) -> Result<()> {
+    let sink = StoreSink(store.clone());
+    if tar {
+        let f = atomic_file(dest)?;
+        strata_image::outputs::write_oci_archive(
+            std::io::BufWriter::new(f.as_file()),
+            image,
+            &sink,
+            name,
+        )?;
+        f.persist(dest)
+            .with_context(|| format!("writing {}", dest.display()))?;
+    } else {
+        strata_image::outputs::write_oci_layout(dest, image, &sink, name)?;
+    }
+    Ok(())
+}
+
+pub fn write_docker(dest: &Path, store: &Store, image: &BuiltImage, tags: &[String]) -> Result<()> {
+    let sink = StoreSink(store.clone());
+    let f = atomic_file(dest)?;
+    strata_image::outputs::write_docker_archive(
+        std::io::BufWriter::new(f.as_file()),
+        image,
+        &sink,
+        tags,
+    )?;
+    f.persist(dest)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    Ok(())
+}
+
+/// `type=local`: the final root filesystem as a directory.
+pub fn write_local(dest: &Path, layers: &Layers, chain: &Chain) -> Result<()> {
+    std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    strata_snapshot::materialize(layers, chain, dest)
+        .with_context(|| format!("writing the root filesystem to {}", dest.display()))?;
+    Ok(())
+}
+
+/// `type=tar`: the final root filesystem as one tar.
+pub fn write_rootfs_tar(dest: &Path, layers: &Layers, chain: &Chain, tmp: &Path) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("rootfs-").tempdir_in(tmp)?;
+    strata_snapshot::materialize(layers, chain, dir.path())?;
+    let f = atomic_file(dest)?;
+    let mut w = std::io::BufWriter::new(f.as_file());
+    strata_snapshot::write_dir_tar(
+        dir.path(),
+        &mut w,
+        &TarOptions {
+            source_date_epoch: None,
+        },
+    )?;
+    w.flush()?;
+    drop(w);
+    f.persist(dest)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    Ok(())
+}
+
+/// A temp file beside `dest`, renamed over it when complete.
+fn atomic_file(dest: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    tempfile::Builder::new()
+        .prefix(".strata-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))
+}
+
+pub fn compression(spec: &crate::outputs::CompressionSpec) -> Result<Compression> {
+    let kind = spec.algorithm.as_deref().unwrap_or("gzip");
+    let level = spec.level.map(|l| l.to_string());
+    Ok(Compression::from_options(kind, level.as_deref())?)
+}
+
+pub fn media(docker: bool) -> MediaTypes {
+    if docker {
+        MediaTypes::Docker
+    } else {
+        MediaTypes::Oci
+    }
+}

@@ -1,0 +1,169 @@
+//! File ops (COPY, ADD, WORKDIR's mkdir, heredoc files…): a new layer written over a
+//! read-only view of the base.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+use strata_digest::Digest;
+use strata_graph::{FileAction, FileOp};
+use strata_patternmatcher::PatternMatcher;
+use strata_scheduler::{BoxFuture, Context, Op, OpError};
+use strata_snapshot::{Chain, Layers};
+
+use super::blocking;
+use crate::content::{content_digest, StatCache};
+use crate::copy::{copy, CopyEnv};
+use crate::fileop::{apply, resolve_owner};
+use crate::view::View;
+use crate::Output;
+
+pub struct FileRunner {
+    pub op: FileOp,
+    pub layers: Arc<Layers>,
+    pub stat: Arc<StatCache>,
+    pub tmp: std::path::PathBuf,
+}
+
+fn ignore_of(patterns: &[String]) -> Result<Option<PatternMatcher>, OpError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    PatternMatcher::new(patterns)
+        .map(Some)
+        .map_err(|e| OpError::new(format!("invalid .dockerignore: {e}")))
+}
+
+impl Op<Output> for FileRunner {
+    /// What the copies read from local directories, plus the keys of the other inputs.
+    fn content_key<'a>(
+        &'a self,
+        cx: &'a Context,
+        inputs: &'a [Output],
+    ) -> BoxFuture<'a, Result<Option<Digest>, OpError>> {
+        let reads_local = inputs.iter().any(|i| matches!(i, Output::Dir { .. }));
+        if !reads_local {
+            return Box::pin(async { Ok(None) });
+        }
+        let op = self.op.clone();
+        let inputs = inputs.to_vec();
+        let keys = cx.input_keys().to_vec();
+        let stat = self.stat.clone();
+        Box::pin(blocking(move || {
+            let mut h = Sha256::new();
+            h.update(strata_digest::key::encode("strata/file-op", &op).as_bytes());
+            for (i, input) in inputs.iter().enumerate() {
+                h.update((i as u64).to_le_bytes());
+                match input {
+                    Output::Dir { path, ignore } => {
+                        let ignore = ignore_of(ignore)?;
+                        for a in &op.actions {
+                            if let FileAction::Copy(c) = a {
+                                if c.input == i {
+                                    let d = content_digest(path, ignore.as_ref(), c, false, &stat)
+                                        .map_err(OpError::new)?;
+                                    h.update(d.as_bytes());
+                                }
+                            }
+                        }
+                    }
+                    Output::Fs(chain) => {
+                        // The exact content of a filesystem input is its layer list.
+                        let _ = keys.get(i);
+                        for d in &chain.0 {
+                            h.update(d.as_bytes());
+                        }
+                    }
+                }
+            }
+            Ok(Some(Digest::from_hasher(h)))
+        }))
+    }
+
+    fn exec<'a>(
+        &'a self,
+        cx: &'a Context,
+        inputs: &'a [Output],
+    ) -> BoxFuture<'a, Result<Output, OpError>> {
+        let op = self.op.clone();
+        let inputs = inputs.to_vec();
+        let layers = self.layers.clone();
+        let tmp = self.tmp.clone();
+        let token = cx.cancellation_token().clone();
+        Box::pin(blocking(move || {
+            let base_chain = match op.base {
+                Some(i) => inputs
+                    .get(i)
+                    .and_then(Output::chain)
+                    .cloned()
+                    .ok_or_else(|| OpError::new("the base of a file op is not a filesystem"))?,
+                None => Chain::empty(),
+            };
+            let base = View::open(&layers, &base_chain, &tmp)?;
+            let new = layers.begin().map_err(OpError::new)?;
+            let diff = new.path().to_path_buf();
+            for action in &op.actions {
+                if token.is_cancelled() {
+                    return Err(OpError::cancelled());
+                }
+                match action {
+                    FileAction::Copy(c) => {
+                        let owner = match &c.chown {
+                            Some(ch) => {
+                                Some(resolve_owner(Some(ch), base.path()).map_err(OpError::new)?)
+                            }
+                            None => None,
+                        };
+                        let src = inputs
+                            .get(c.input)
+                            .ok_or_else(|| OpError::new("copy source input missing"))?;
+                        match src {
+                            Output::Dir { path, ignore } => {
+                                let ignore = ignore_of(ignore)?;
+                                run_copy(
+                                    path,
+                                    ignore.as_ref(),
+                                    true,
+                                    base.path(),
+                                    &diff,
+                                    owner,
+                                    c,
+                                )?;
+                            }
+                            Output::Fs(chain) => {
+                                let view = View::open(&layers, chain, &tmp)?;
+                                run_copy(view.path(), None, false, base.path(), &diff, owner, c)?;
+                            }
+                        }
+                    }
+                    other => apply(other, base.path(), &diff).map_err(OpError::new)?,
+                }
+            }
+            drop(base);
+            let committed = layers.commit(new).map_err(OpError::new)?;
+            Ok(Output::Fs(base_chain.with(committed.diff_id)))
+        }))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_copy(
+    src: &Path,
+    ignore: Option<&PatternMatcher>,
+    from_context: bool,
+    base: &Path,
+    diff: &Path,
+    owner: Option<(u32, u32)>,
+    c: &strata_graph::Copy,
+) -> Result<(), OpError> {
+    let env = CopyEnv {
+        src_root: src,
+        src_ignore: ignore,
+        from_context,
+        base_root: base,
+        diff,
+        owner,
+    };
+    copy(&env, c).map_err(OpError::new)?;
+    Ok(())
+}

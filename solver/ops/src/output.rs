@@ -1,0 +1,91 @@
+//! What a solved vertex yields, and how results are cached in the store.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use strata_digest::{key, Digest};
+use strata_scheduler::{CacheMap, CacheRecord};
+use strata_snapshot::{Chain, Layers};
+use strata_store::Store;
+
+/// The result of a vertex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    /// A filesystem: stored layers, bottom to top.
+    Fs(Chain),
+    /// A directory on the client (a build context), with the paths it hides.
+    Dir { path: PathBuf, ignore: Vec<String> },
+}
+
+impl Output {
+    pub fn chain(&self) -> Option<&Chain> {
+        match self {
+            Output::Fs(c) => Some(c),
+            Output::Dir { .. } => None,
+        }
+    }
+}
+
+/// The scheduler's cache, kept in the store's metadata database. A record whose layers
+/// have gone (pruned) is a miss.
+pub struct StoreCache {
+    pub store: Store,
+    pub layers: std::sync::Arc<Layers>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    output: Output,
+    key: Digest,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl CacheMap<Output> for StoreCache {
+    fn get(&self, k: &Digest) -> Option<CacheRecord<Output>> {
+        let rec = self.store.cache_get(k).ok()??;
+        let stored: Stored = serde_json::from_value(rec.value).ok()?;
+        if let Output::Fs(chain) = &stored.output {
+            if !chain.0.iter().all(|d| self.layers.has(d)) {
+                return None;
+            }
+        }
+        Some(CacheRecord {
+            value: stored.output,
+            key: stored.key,
+        })
+    }
+
+    fn put(&self, k: &Digest, record: &CacheRecord<Output>, description: &str) {
+        if matches!(record.value, Output::Dir { .. }) {
+            return;
+        }
+        let value = serde_json::to_value(Stored {
+            output: record.value.clone(),
+            key: record.key,
+        })
+        .expect("outputs serialize");
+        let t = now();
+        let rec = strata_store::CacheRecord {
+            value,
+            created: t,
+            last_used: t,
+            use_count: 0,
+            description: description.to_string(),
+            size: 0,
+        };
+        // A failed record only costs a future rebuild; never fail the build for it.
+        let _ = self.store.cache_put(k, &rec);
+    }
+}
+
+/// Where the canonical layer for a blob (a compressed layer of a pulled or loaded
+/// image) is remembered, so each blob is extracted once.
+pub fn layer_of_blob_key(blob: &Digest) -> Digest {
+    key::encode("strata/layer-of-blob", blob)
+}
