@@ -56,7 +56,10 @@ pub enum Event {
 }
 
 mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
     }
 }
@@ -98,10 +101,19 @@ mod tests {
 
     #[test]
     fn events_serialize_with_a_tag() {
-        let v = VertexRef { id: "sha256:ab".into(), name: "[1/2] RUN x".into() };
-        let e = Event::Completed { vertex: v.clone(), duration: Duration::from_millis(1234) };
+        let v = VertexRef {
+            id: "sha256:ab".into(),
+            name: "[1/2] RUN x".into(),
+        };
+        let e = Event::Completed {
+            vertex: v.clone(),
+            duration: Duration::from_millis(1234),
+        };
         let json = serde_json::to_string(&e).unwrap();
-        assert_eq!(json, r#"{"event":"completed","vertex":{"id":"sha256:ab","name":"[1/2] RUN x"},"duration":1.234}"#);
+        assert_eq!(
+            json,
+            r#"{"event":"completed","vertex":{"id":"sha256:ab","name":"[1/2] RUN x"},"duration":1.234}"#
+        );
         let c = Collector::default();
         c.report(Event::Cached { vertex: v });
         assert_eq!(c.events().len(), 1);

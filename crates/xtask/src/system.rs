@@ -5,9 +5,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Debian packages the test suite uses (none yet beyond the toolchain; later issues add
-/// runc, skopeo, umoci, docker-registry, busybox-static…).
-pub const TEST_PACKAGES: &[&str] = &[];
+/// Debian packages the test suite uses: real clients that check our output (skopeo,
+/// umoci) and a static busybox for base images made at test time.
+pub const TEST_PACKAGES: &[&str] = &["skopeo", "umoci", "busybox-static"];
 
 /// Packages the example needs: a static busybox for the locally made base image.
 pub const EXAMPLE_PACKAGES: &[&str] = &["busybox-static"];
