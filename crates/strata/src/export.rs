@@ -16,12 +16,14 @@ use strata_oci::ImageConfig;
 use strata_snapshot::{Chain, Layers, TarOptions};
 use strata_store::{ImageRecord, Store};
 
-/// The store as the exporter's blob sink.
-pub struct StoreSink(pub Store);
+/// The store as the exporter's blob sink. Stored layers double as uncompressed layer
+/// blobs named by their diffID: the local image store references them without writing
+/// them out again, and they are streamed from the layer directory when read.
+pub struct StoreSink(pub Store, pub Arc<Layers>);
 
 impl BlobSink for StoreSink {
     fn has(&self, d: &Digest) -> bool {
-        self.0.has_blob(d).unwrap_or(false)
+        self.0.has_blob(d).unwrap_or(false) || self.1.has(d)
     }
 
     fn put(
@@ -34,6 +36,18 @@ impl BlobSink for StoreSink {
     }
 
     fn open(&self, d: &Digest) -> std::io::Result<Box<dyn Read + Send>> {
+        if !self.0.has_blob(d).unwrap_or(false) && self.1.has(d) {
+            // Stream the layer's canonical tar through a pipe.
+            let (reader, mut writer) = std::io::pipe()?;
+            let layers = self.1.clone();
+            let id = *d;
+            std::thread::spawn(move || {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut writer);
+                let _ = layers.write_tar(&id, &mut w, &TarOptions::default());
+                let _ = w.flush();
+            });
+            return Ok(Box::new(reader));
+        }
         Ok(Box::new(
             self.0.open_blob(d).map_err(std::io::Error::other)?,
         ))
@@ -141,7 +155,7 @@ pub fn build_image(
             }
         }
     }
-    let sink = StoreSink(store.clone());
+    let sink = StoreSink(store.clone(), layers.clone());
     Ok(strata_image::build_image(config, &sources, opts, &sink)?)
 }
 
@@ -169,11 +183,11 @@ pub fn tag(store: &Store, name: &str, image: &BuiltImage) -> Result<()> {
 pub fn write_oci(
     dest: &Path,
     tar: bool,
-    store: &Store,
+    (store, layers): (&Store, &Arc<Layers>),
     image: &BuiltImage,
     name: Option<&str>,
 ) -> Result<()> {
-    let sink = StoreSink(store.clone());
+    let sink = StoreSink(store.clone(), layers.clone());
     if tar {
         let f = atomic_file(dest)?;
         strata_image::outputs::write_oci_archive(
@@ -190,8 +204,13 @@ pub fn write_oci(
     Ok(())
 }
 
-pub fn write_docker(dest: &Path, store: &Store, image: &BuiltImage, tags: &[String]) -> Result<()> {
-    let sink = StoreSink(store.clone());
+pub fn write_docker(
+    dest: &Path,
+    (store, layers): (&Store, &Arc<Layers>),
+    image: &BuiltImage,
+    tags: &[String],
+) -> Result<()> {
+    let sink = StoreSink(store.clone(), layers.clone());
     let f = atomic_file(dest)?;
     strata_image::outputs::write_docker_archive(
         std::io::BufWriter::new(f.as_file()),

@@ -22,6 +22,6 @@ mod unpack;
 mod view;
 
 pub use fsutil::{resolve_in_root, Attrs};
-pub use op::ensure_layer;
+pub use op::{commit_layer, ensure_layer, UNCOMPRESSED};
 pub use output::Output;
 pub use solver::{SolveOptions, Solver};

@@ -143,7 +143,8 @@ impl Solver {
                 "RUN {}: running commands needs the container runtime, which is not implemented yet",
                 e.args.join(" ")
             ))),
-            GraphOp::File(f) => Arc::new(FileRunner { op: f.clone(), layers: self.layers.clone(), stat: self.stat.clone(), tmp }),
+            GraphOp::File(f) => Arc::new(FileRunner {
+                store: self.store.clone(), op: f.clone(), layers: self.layers.clone(), stat: self.stat.clone(), tmp }),
             GraphOp::Merge(_) => Arc::new(MergeRunner),
         }
     }

@@ -102,58 +102,54 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         created: Some(created),
         ..Default::default()
     };
-    let needs_image = outs
-        .iter()
-        .any(|o| matches!(o, OutputSpec::Image { .. } | OutputSpec::Oci { .. }))
-        || args.iidfile.is_some()
-        || args.metadata_file.is_some()
-        || outs.is_empty();
-    let image = if needs_image {
-        Some(export::build_image(
-            &store,
-            solver.layers(),
-            &chain,
-            lowered.image.clone(),
-            &image_opts,
-        )?)
-    } else {
-        None
+    let layers = solver.layers();
+    let build = |opts: &ImageOptions| {
+        export::build_image(&store, layers, &chain, lowered.image.clone(), opts)
     };
+    // The local store keeps layers uncompressed: they are the layer directories already
+    // stored, so tagging costs no compression and no copy. Files get what was asked.
+    let store_opts = ImageOptions {
+        compression: strata_image::Compression::Uncompressed,
+        ..image_opts.clone()
+    };
+    let mut reported = None;
+    if outs.is_empty() || outs.iter().any(|o| matches!(o, OutputSpec::Image { .. })) {
+        let image = build(&store_opts)?;
+        for n in &names {
+            export::tag(&store, n, &image)?;
+        }
+        reported = Some(image);
+    }
     for o in &outs {
         match o {
-            OutputSpec::Image { .. } => {
-                let image = image.as_ref().expect("built above");
-                for n in &names {
-                    export::tag(&store, n, image)?;
-                }
-            }
+            OutputSpec::Image { .. } => {}
             OutputSpec::Oci { dest, tar, name } => {
-                let image = image.as_ref().expect("built above");
+                let image = build(&image_opts)?;
                 let name = name.clone().or_else(|| names.first().cloned());
-                export::write_oci(dest, *tar, &store, image, name.as_deref())?;
+                export::write_oci(dest, *tar, (&store, layers), &image, name.as_deref())?;
+                reported = Some(image);
             }
             OutputSpec::Docker { dest, name } => {
                 let docker_opts = ImageOptions {
                     media: export::media(true),
                     ..image_opts.clone()
                 };
-                let img = export::build_image(
-                    &store,
-                    solver.layers(),
-                    &chain,
-                    lowered.image.clone(),
-                    &docker_opts,
-                )?;
+                let image = build(&docker_opts)?;
                 let mut tags: Vec<String> = name.iter().cloned().collect();
                 tags.extend(names.iter().cloned());
-                export::write_docker(dest, &store, &img, &tags)?;
+                export::write_docker(dest, (&store, layers), &image, &tags)?;
+                reported.get_or_insert(image);
             }
-            OutputSpec::Local { dest } => export::write_local(dest, solver.layers(), &chain)?,
+            OutputSpec::Local { dest } => export::write_local(dest, layers, &chain)?,
             OutputSpec::Tar { dest } => {
-                export::write_rootfs_tar(dest, solver.layers(), &chain, store.tmp_dir())?
+                export::write_rootfs_tar(dest, layers, &chain, store.tmp_dir())?
             }
         }
     }
+    if reported.is_none() && (args.iidfile.is_some() || args.metadata_file.is_some()) {
+        reported = Some(build(&store_opts)?);
+    }
+    let image = reported;
     display.finish(true);
     if let Some(image) = &image {
         let id = image.config.digest.to_string();

@@ -20,6 +20,7 @@ use crate::Output;
 
 pub struct FileRunner {
     pub op: FileOp,
+    pub store: strata_store::Store,
     pub layers: Arc<Layers>,
     pub stat: Arc<StatCache>,
     pub tmp: std::path::PathBuf,
@@ -88,6 +89,7 @@ impl Op<Output> for FileRunner {
         let op = self.op.clone();
         let inputs = inputs.to_vec();
         let layers = self.layers.clone();
+        let store = self.store.clone();
         let tmp = self.tmp.clone();
         let token = cx.cancellation_token().clone();
         Box::pin(blocking(move || {
@@ -140,8 +142,8 @@ impl Op<Output> for FileRunner {
                 }
             }
             drop(base);
-            let committed = layers.commit(new).map_err(OpError::new)?;
-            Ok(Output::Fs(base_chain.with(committed.diff_id)))
+            let diff_id = super::commit_layer(&store, &layers, new)?;
+            Ok(Output::Fs(base_chain.with(diff_id)))
         }))
     }
 }

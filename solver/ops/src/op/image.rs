@@ -164,6 +164,10 @@ pub fn ensure_layer(
     media_type: &str,
     open: &dyn Fn() -> Result<Box<dyn Read + Send>, OpError>,
 ) -> Result<Digest, OpError> {
+    // A layer of an image this store built is named by its diffID and kept as is.
+    if !media_type.ends_with("gzip") && !media_type.ends_with("zstd") && layers.has(blob) {
+        return Ok(*blob);
+    }
     let memo = layer_of_blob_key(blob);
     if let Ok(Some(rec)) = store.cache_get(&memo) {
         if let Some(d) = rec.value.as_str().and_then(|s| s.parse::<Digest>().ok()) {

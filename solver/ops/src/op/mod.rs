@@ -10,6 +10,22 @@ pub use simple::{LocalRunner, MergeRunner, ScratchRunner, Unsupported};
 
 use strata_scheduler::OpError;
 
+/// Stores a filled layer and remembers its uncompressed tar size, so the layer can
+/// serve as an uncompressed blob (the local image store's layers) without being
+/// written out again.
+pub fn commit_layer(
+    store: &strata_store::Store,
+    layers: &strata_snapshot::Layers,
+    new: strata_snapshot::NewLayer,
+) -> Result<strata_digest::Digest, OpError> {
+    let c = layers.commit(new).map_err(OpError::new)?;
+    let _ = store.record_compressed(&c.diff_id, UNCOMPRESSED, 0, &c.diff_id, c.size);
+    Ok(c.diff_id)
+}
+
+/// The compression-record name of an uncompressed layer.
+pub const UNCOMPRESSED: &str = "uncompressed";
+
 /// Runs blocking filesystem work off the async threads.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, OpError>
 where
