@@ -144,7 +144,12 @@ impl Solver {
                 e.args.join(" ")
             ))),
             GraphOp::File(f) => Arc::new(FileRunner {
-                store: self.store.clone(), op: f.clone(), layers: self.layers.clone(), stat: self.stat.clone(), tmp }),
+                store: self.store.clone(),
+                op: f.clone(),
+                layers: self.layers.clone(),
+                stat: self.stat.clone(),
+                tmp,
+            }),
             GraphOp::Merge(_) => Arc::new(MergeRunner),
         }
     }
