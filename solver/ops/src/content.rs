@@ -51,6 +51,8 @@ impl Stamp {
 pub struct StatCache {
     file: Option<PathBuf>,
     entries: Mutex<HashMap<PathBuf, (Stamp, [u8; 32])>>,
+    /// The stamps as loaded, before this build hashed anything.
+    loaded: HashMap<PathBuf, Stamp>,
     dirty: std::sync::atomic::AtomicBool,
 }
 
@@ -68,9 +70,11 @@ impl StatCache {
                 }
             }
         }
+        let loaded = entries.iter().map(|(p, (s, _))| (p.clone(), *s)).collect();
         StatCache {
             file: Some(file.to_path_buf()),
             entries: Mutex::new(entries),
+            loaded,
             dirty: Default::default(),
         }
     }
@@ -101,6 +105,11 @@ impl StatCache {
         }
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, file)
+    }
+
+    /// Was the file at `path` already hashed, with the same stamp, by an earlier build?
+    pub fn unchanged(&self, path: &Path, meta: &Metadata) -> bool {
+        self.loaded.get(path) == Some(&Stamp::of(meta))
     }
 
     /// sha256 of the file at `path` (whose metadata is `meta`), from the cache when the

@@ -67,6 +67,18 @@ pub struct CopyEnv<'a> {
     pub diff: &'a Path,
     /// Resolved `--chown`.
     pub owner: Option<(u32, u32)>,
+    /// The layer an earlier run of the same step produced: unchanged files are
+    /// hardlinked from it instead of copied (layers are immutable, so sharing inodes
+    /// between them is safe).
+    pub reuse: Option<Reuse<'a>>,
+}
+
+/// Incremental COPY: where to find the previous result and how to tell a source file
+/// did not change since.
+#[derive(Clone, Copy)]
+pub struct Reuse<'a> {
+    pub prev: &'a Path,
+    pub stat: &'a crate::content::StatCache,
 }
 
 /// One source path a pattern selected, relative to the source root.
@@ -438,6 +450,10 @@ impl Writer<'_> {
                 }
                 self.links.insert(key, out.clone());
             }
+            if self.reuse_previous(&src, meta, &attrs, target, &out)? {
+                self.count += 1;
+                return Ok(());
+            }
             std::fs::copy(&src, &out).map_err(io(&src))?;
             copy_xattrs(&src, &out);
             apply_attrs(&out, &attrs, false).map_err(io(&out))?;
@@ -468,6 +484,42 @@ impl Writer<'_> {
         }
         self.count += 1;
         Ok(())
+    }
+}
+
+impl Writer<'_> {
+    /// Hardlinks `target` from the previous layer when the source file is unchanged
+    /// (same stamp as when an earlier build hashed it) and the previous copy has exactly
+    /// the size, mtime, mode and owner this copy would give it.
+    fn reuse_previous(
+        &self,
+        src: &Path,
+        meta: &Metadata,
+        attrs: &Attrs,
+        target: &Path,
+        out: &Path,
+    ) -> Result<bool, CopyError> {
+        let Some(r) = self.env.reuse else {
+            return Ok(false);
+        };
+        if !self.env.from_context {
+            return Ok(false);
+        }
+        let prev = r.prev.join(target);
+        let Ok(p) = std::fs::symlink_metadata(&prev) else {
+            return Ok(false);
+        };
+        let same = p.is_file()
+            && p.len() == meta.len()
+            && (p.mtime(), p.mtime_nsec()) == attrs.mtime
+            && p.mode() & 0o7777 == attrs.mode
+            && (p.uid(), p.gid()) == (attrs.uid, attrs.gid)
+            && r.stat.unchanged(src, meta);
+        if !same {
+            return Ok(false);
+        }
+        std::fs::hard_link(&prev, out).map_err(io(out))?;
+        Ok(true)
     }
 }
 

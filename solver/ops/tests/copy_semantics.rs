@@ -167,6 +167,7 @@ fn run(case: Case) -> Result<BTreeMap<String, String>, CopyError> {
         base_root: base.path(),
         diff: diff.path(),
         owner: case.owner,
+        reuse: None,
     };
     copy(&env, &case.copy)?;
     Ok(listing(diff.path()))
@@ -314,6 +315,7 @@ fn hardlinks_stay_hardlinks_and_top_level_symlinks_are_followed() {
         base_root: base.path(),
         diff: diff.path(),
         owner: None,
+        reuse: None,
     };
     copy(&env, &c(&["dir"], "/d")).unwrap();
     let a = std::fs::metadata(diff.path().join("d/a")).unwrap();

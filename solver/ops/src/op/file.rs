@@ -1,7 +1,6 @@
 //! File ops (COPY, ADD, WORKDIR's mkdir, heredoc files…): a new layer written over a
 //! read-only view of the base.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
@@ -13,7 +12,7 @@ use strata_snapshot::{Chain, Layers};
 
 use super::blocking;
 use crate::content::{content_digest, StatCache};
-use crate::copy::{copy, CopyEnv};
+use crate::copy::{copy, CopyEnv, Reuse};
 use crate::fileop::{apply, resolve_owner};
 use crate::view::View;
 use crate::Output;
@@ -92,6 +91,8 @@ impl Op<Output> for FileRunner {
         let store = self.store.clone();
         let tmp = self.tmp.clone();
         let token = cx.cancellation_token().clone();
+        let stat = self.stat.clone();
+        let vertex = cx.id();
         Box::pin(blocking(move || {
             let base_chain = match op.base {
                 Some(i) => inputs
@@ -102,6 +103,16 @@ impl Op<Output> for FileRunner {
                 None => Chain::empty(),
             };
             let base = View::open(&layers, &base_chain, &tmp)?;
+            // The layer this step made last time over the same base, if still stored.
+            let memo =
+                strata_digest::key::encode("strata/previous-file-layer", &(vertex, &base_chain));
+            let prev = store
+                .cache_get(&memo)
+                .ok()
+                .flatten()
+                .and_then(|r| r.value.as_str().and_then(|s| s.parse::<Digest>().ok()))
+                .filter(|d| layers.has(d))
+                .map(|d| layers.path(&d));
             let new = layers.begin().map_err(OpError::new)?;
             let diff = new.path().to_path_buf();
             for action in &op.actions {
@@ -122,19 +133,32 @@ impl Op<Output> for FileRunner {
                         match src {
                             Output::Dir { path, ignore } => {
                                 let ignore = ignore_of(ignore)?;
-                                run_copy(
-                                    path,
-                                    ignore.as_ref(),
-                                    true,
-                                    base.path(),
-                                    &diff,
+                                let env = CopyEnv {
+                                    src_root: path,
+                                    src_ignore: ignore.as_ref(),
+                                    from_context: true,
+                                    base_root: base.path(),
+                                    diff: &diff,
                                     owner,
-                                    c,
-                                )?;
+                                    reuse: prev.as_deref().map(|p| Reuse {
+                                        prev: p,
+                                        stat: &stat,
+                                    }),
+                                };
+                                copy(&env, c).map_err(OpError::new)?;
                             }
                             Output::Fs(chain) => {
                                 let view = View::open(&layers, chain, &tmp)?;
-                                run_copy(view.path(), None, false, base.path(), &diff, owner, c)?;
+                                let env = CopyEnv {
+                                    src_root: view.path(),
+                                    src_ignore: None,
+                                    from_context: false,
+                                    base_root: base.path(),
+                                    diff: &diff,
+                                    owner,
+                                    reuse: None,
+                                };
+                                copy(&env, c).map_err(OpError::new)?;
                             }
                         }
                     }
@@ -143,29 +167,22 @@ impl Op<Output> for FileRunner {
             }
             drop(base);
             let diff_id = super::commit_layer(&store, &layers, new)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let _ = store.cache_put(
+                &memo,
+                &strata_store::CacheRecord {
+                    value: serde_json::Value::String(diff_id.to_string()),
+                    created: now,
+                    last_used: now,
+                    use_count: 0,
+                    description: "previous layer of a file step (incremental COPY)".into(),
+                    size: 0,
+                },
+            );
             Ok(Output::Fs(base_chain.with(diff_id)))
         }))
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_copy(
-    src: &Path,
-    ignore: Option<&PatternMatcher>,
-    from_context: bool,
-    base: &Path,
-    diff: &Path,
-    owner: Option<(u32, u32)>,
-    c: &strata_graph::Copy,
-) -> Result<(), OpError> {
-    let env = CopyEnv {
-        src_root: src,
-        src_ignore: ignore,
-        from_context,
-        base_root: base,
-        diff,
-        owner,
-    };
-    copy(&env, c).map_err(OpError::new)?;
-    Ok(())
 }
