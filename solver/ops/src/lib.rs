@@ -1,11 +1,11 @@
 //! The solver's operations and the [`Solver`] facade.
 //!
 //! Each graph op becomes a scheduler op over [`Output`]s: sources (scratch, images from
-//! the store or an OCI layout, local directories), file ops (COPY/ADD with Docker's
-//! semantics ([`copy`]), mkdir/mkfile/rm/symlink ([`fileop`]), ADD's archive
-//! extraction) written as new layers over a read-only view of the base, and merges
-//! (`COPY --link`). COPY/ADD from a local directory are cached by what they read
-//! ([`content`]), never by mtimes.
+//! the store or an OCI layout, local directories, a file over HTTP(S), a git
+//! checkout), file ops (COPY/ADD with Docker's semantics ([`copy`]),
+//! mkdir/mkfile/rm/symlink ([`fileop`]), ADD's archive extraction) written as new
+//! layers over a read-only view of the base, and merges (`COPY --link`). COPY/ADD from
+//! a local directory are cached by what they read ([`content`]), never by mtimes.
 //!
 //! Must never depend on the frontend or the exporter.
 
@@ -22,6 +22,6 @@ mod unpack;
 mod view;
 
 pub use fsutil::{resolve_in_root, Attrs};
-pub use op::{commit_layer, ensure_layer, UNCOMPRESSED};
+pub use op::{commit_layer, ensure_layer, GitError, HttpError, UNCOMPRESSED};
 pub use output::Output;
 pub use solver::{SolveOptions, Solver};

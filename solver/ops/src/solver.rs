@@ -133,12 +133,22 @@ impl Solver {
                 Some(p) => Arc::new(LocalRunner { path: p.clone(), ignore: exclude.clone() }),
                 None => Arc::new(Unsupported(format!("no directory was given for the build context {name:?}"))),
             },
-            GraphOp::Source(Source::Http { url, .. }) => {
-                Arc::new(Unsupported(format!("ADD {url}: fetching URLs is not implemented yet")))
-            }
-            GraphOp::Source(Source::Git { remote, .. }) => {
-                Arc::new(Unsupported(format!("ADD {remote}: cloning git repositories is not implemented yet")))
-            }
+            GraphOp::Source(Source::Http { url, checksum, filename }) => Arc::new(crate::op::HttpRunner::new(
+                self.store.clone(),
+                self.layers.clone(),
+                crate::op::HttpSpec { url: url.clone(), checksum: *checksum, filename: filename.clone() },
+            )),
+            GraphOp::Source(Source::Git { remote, reference, subdir, keep_git_dir }) => Arc::new(crate::op::GitRunner::new(
+                self.store.clone(),
+                self.layers.clone(),
+                tmp,
+                crate::op::GitSpec {
+                    remote: remote.clone(),
+                    reference: reference.clone(),
+                    subdir: subdir.clone(),
+                    keep_git_dir: *keep_git_dir,
+                },
+            )),
             GraphOp::Exec(e) => Arc::new(Unsupported(format!(
                 "RUN {}: running commands needs the container runtime, which is not implemented yet",
                 e.args.join(" ")

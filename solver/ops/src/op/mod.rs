@@ -1,10 +1,14 @@
 //! One scheduler op per graph op.
 
 mod file;
+mod git;
+mod http;
 mod image;
 mod simple;
 
 pub use file::FileRunner;
+pub use git::{GitError, GitRunner, GitSpec};
+pub use http::{HttpError, HttpRunner, HttpSpec};
 pub use image::{ensure_layer, ImageRunner, LayoutRunner};
 pub use simple::{LocalRunner, MergeRunner, ScratchRunner, Unsupported};
 
