@@ -6,8 +6,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// Debian packages the test suite uses: real clients that check our output (skopeo,
-/// umoci) and a static busybox for base images made at test time.
-pub const TEST_PACKAGES: &[&str] = &["skopeo", "umoci", "busybox-static"];
+/// umoci), a static busybox for base images made at test time, and git (ADD of git
+/// repositories, served by `git daemon`).
+pub const TEST_PACKAGES: &[&str] = &["skopeo", "umoci", "busybox-static", "git"];
 
 /// Packages the example needs: a static busybox for the locally made base image.
 pub const EXAMPLE_PACKAGES: &[&str] = &["busybox-static"];
