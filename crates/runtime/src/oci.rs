@@ -1,0 +1,544 @@
+//! [`OciRuntime`]: an [`Executor`] that writes an OCI bundle and runs it with `runc`
+//! or `crun` (`RUNTIME --root STATE run --bundle DIR ID`, no terminal), and
+//! [`RuntimeChoice`], how the user picks one.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::executor::{BoxFuture, Executor, ExitStatus, RunRequest, Stream};
+use crate::spec::{generate, own_destinations, SpecInput};
+use crate::stubs::Stubs;
+use crate::user::resolve_user;
+use crate::{rootfs, Error, Result};
+
+/// `--runtime`: which OCI runtime runs RUN steps.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RuntimeChoice {
+    /// crun if it works on this host, else runc.
+    #[default]
+    Auto,
+    Runc,
+    Crun,
+    /// A runtime binary that takes runc's command line.
+    Path(PathBuf),
+}
+
+impl FromStr for RuntimeChoice {
+    type Err = std::convert::Infallible;
+
+    /// `auto`, `runc`, `crun`, or a path (anything else).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" | "" => RuntimeChoice::Auto,
+            "runc" => RuntimeChoice::Runc,
+            "crun" => RuntimeChoice::Crun,
+            other => RuntimeChoice::Path(PathBuf::from(other)),
+        })
+    }
+}
+
+/// A runtime that was picked, and why another was not (to tell the user).
+#[derive(Debug)]
+pub struct Selected {
+    pub runtime: OciRuntime,
+    /// Set when `auto` passed over crun: what crun said.
+    pub note: Option<String>,
+}
+
+/// Runs containers through a runc-compatible binary. State (`--root`) and bundles
+/// live under `work`, which must belong to this process (the store's tmp dir).
+#[derive(Debug)]
+pub struct OciRuntime {
+    binary: PathBuf,
+    name: String,
+    state: PathBuf,
+    bundles: PathBuf,
+    nofile: u64,
+    grantable: u64,
+}
+
+impl OciRuntime {
+    /// Uses `binary` as is (no probe).
+    pub fn new(binary: PathBuf, work: &Path) -> Result<OciRuntime> {
+        let state = work.join("runtime-state");
+        let bundles = work.join("bundles");
+        fs_err::create_dir_all(&state)?;
+        fs_err::create_dir_all(&bundles)?;
+        let name = binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| binary.display().to_string());
+        Ok(OciRuntime {
+            binary,
+            name,
+            state,
+            bundles,
+            nofile: crate::spec::nofile_limit(),
+            grantable: crate::spec::bounding_set(),
+        })
+    }
+
+    /// Picks the runtime for `choice`. `Auto` tries crun once with a probe container
+    /// (crun 1.8 refuses cgroup v1 hybrid hosts, which `crun --version` does not tell)
+    /// and falls back to runc, saying why in [`Selected::note`]. Blocking (it may run
+    /// the probe).
+    pub fn select(choice: &RuntimeChoice, work: &Path) -> Result<Selected> {
+        let named = |name: &str| {
+            find_in_path(name).ok_or_else(|| Error::RuntimeNotFound {
+                name: name.to_string(),
+            })
+        };
+        let binary = match choice {
+            RuntimeChoice::Runc => named("runc")?,
+            RuntimeChoice::Crun => named("crun")?,
+            RuntimeChoice::Path(p) if p.components().count() > 1 => {
+                if !p.is_file() {
+                    return Err(Error::RuntimeNotFound {
+                        name: p.display().to_string(),
+                    });
+                }
+                p.clone()
+            }
+            RuntimeChoice::Path(p) => named(&p.to_string_lossy())?,
+            RuntimeChoice::Auto => {
+                let mut note = None;
+                if let Some(crun) = find_in_path("crun") {
+                    let rt = OciRuntime::new(crun, work)?;
+                    match rt.probe() {
+                        Ok(()) => return Ok(Selected { runtime: rt, note }),
+                        Err(why) => note = Some(why),
+                    }
+                }
+                let runc = find_in_path("runc").ok_or(Error::NoRuntime)?;
+                let note =
+                    note.map(|why| format!("crun does not work on this host ({why}); using runc"));
+                return Ok(Selected {
+                    runtime: OciRuntime::new(runc, work)?,
+                    note,
+                });
+            }
+        };
+        Ok(Selected {
+            runtime: OciRuntime::new(binary, work)?,
+            note: None,
+        })
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Runs a container over an empty root whose process cannot exist: a runtime that
+    /// gets as far as looking the program up works (namespaces, cgroups and mounts are
+    /// set up by then). The error is the runtime's message otherwise.
+    fn probe(&self) -> Result<(), String> {
+        let id = self.container_id();
+        let bundle = self.bundles.join(&id);
+        let rootfs = bundle.join("rootfs");
+        let result = (|| -> Result<std::process::Output, String> {
+            fs_err::create_dir_all(&rootfs).map_err(|e| e.to_string())?;
+            let spec = serde_json::json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": rootfs},
+                "process": {"args": ["/strata-probe"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+                "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}
+            });
+            fs_err::write(bundle.join("config.json"), spec.to_string())
+                .map_err(|e| e.to_string())?;
+            std::process::Command::new(&self.binary)
+                .arg("--root")
+                .arg(&self.state)
+                .args(["run", "--bundle"])
+                .arg(&bundle)
+                .arg(&id)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("starting {}: {e}", self.binary.display()))
+        })();
+        self.force_delete(&id);
+        let _ = std::fs::remove_dir_all(&bundle);
+        let out = result?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("strata-probe") {
+            Ok(())
+        } else {
+            let last = stderr
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("no output");
+            Err(last.trim().to_string())
+        }
+    }
+
+    /// Unique on the host, not just in our state directory: runtimes name the
+    /// container's cgroups after it.
+    fn container_id(&self) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!(
+            "strata-{}-{}-{nanos:08x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// `RUNTIME delete --force ID`, ignoring failure (it may be gone already).
+    fn force_delete(&self, id: &str) {
+        let _ = std::process::Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.state)
+            .args(["delete", "--force", id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    async fn run_inner(
+        &self,
+        req: &RunRequest<'_>,
+        output: &mut (dyn FnMut(Stream, &str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<ExitStatus> {
+        let p = req.process;
+        let user = resolve_user(req.rootfs, &p.user)?;
+        rootfs::mkdir_all(req.rootfs, &p.cwd).map_err(|source| Error::BadPath {
+            what: "creating the working directory",
+            path: p.cwd.clone(),
+            source,
+        })?;
+        let id = self.container_id();
+        let bundle = Bundle {
+            dir: self.bundles.join(&id),
+        };
+        fs_err::create_dir_all(&bundle.dir)?;
+        let hosts = bundle.dir.join("hosts");
+        let resolv = bundle.dir.join("resolv.conf");
+        fs_err::write(
+            &hosts,
+            format!(
+                "127.0.0.1\tlocalhost {h}\n::1\tlocalhost ip6-localhost ip6-loopback {h}\n",
+                h = p.hostname
+            ),
+        )?;
+        fs_err::write(
+            &resolv,
+            std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+        )?;
+        let spec = generate(&SpecInput {
+            rootfs: req.rootfs,
+            process: p,
+            user: &user,
+            mounts: req.mounts,
+            hosts: &hosts,
+            resolv_conf: &resolv,
+            nofile: self.nofile,
+            grantable: self.grantable,
+        })?;
+        let config = bundle.dir.join("config.json");
+        fs_err::write(
+            &config,
+            serde_json::to_vec(&spec).map_err(|e| Error::Io(e.into()))?,
+        )?;
+        let stubs = Stubs::record(
+            req.rootfs,
+            own_destinations()
+                .into_iter()
+                .chain(req.mounts.iter().map(|m| m.destination.as_str())),
+        );
+        let log = bundle.dir.join("log.json");
+
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&self.state)
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "run", "--bundle"])
+            .arg(&bundle.dir)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Our own process group: the terminal's Ctrl-C reaches strata, which
+            // cancels and kills the container itself.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            runtime: self.binary.clone(),
+            source,
+        })?;
+        // From here on, dropping this future (an aborted solve) removes the container.
+        let mut guard = Running {
+            runtime: self,
+            id: &id,
+            armed: true,
+        };
+        let mut out = Lines::new(child.stdout.take().expect("piped"));
+        let mut err = Lines::new(child.stderr.take().expect("piped"));
+        let (mut out_done, mut err_done) = (false, false);
+        let mut status = None;
+        loop {
+            tokio::select! {
+                line = out.next(), if !out_done => match line {
+                    Some(l) => output(Stream::Stdout, &l),
+                    None => out_done = true,
+                },
+                line = err.next(), if !err_done => match line {
+                    Some(l) => output(Stream::Stderr, &l),
+                    None => err_done = true,
+                },
+                s = child.wait(), if status.is_none() => {
+                    status = Some(s.map_err(|source| Error::Spawn { runtime: self.binary.clone(), source })?);
+                }
+                _ = cancel.cancelled() => {
+                    self.kill(&id, &mut child).await;
+                    guard.armed = false;
+                    stubs.clean();
+                    return Err(Error::Cancelled);
+                }
+            }
+            if out_done && err_done && status.is_some() {
+                break;
+            }
+        }
+        guard.armed = false;
+        stubs.clean();
+        let status = status.expect("the loop ends once the runtime exited");
+        let code = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(c), _) => c,
+            (None, Some(sig)) => 128 + sig,
+            (None, None) => 255,
+        };
+        if code != 0 {
+            if let Some(message) = runtime_error(&log) {
+                return Err(Error::Start {
+                    runtime: self.name.clone(),
+                    message,
+                });
+            }
+        }
+        Ok(ExitStatus(code))
+    }
+
+    /// Kills the container and waits for the runtime to exit, then removes what is
+    /// left of the container.
+    async fn kill(&self, id: &str, child: &mut tokio::process::Child) {
+        let killed = tokio::process::Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.state)
+            .args(["kill", id, "KILL"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        if !killed {
+            // Not created yet (or already gone): stop the runtime itself.
+            let _ = child.start_kill();
+        }
+        let _ = child.wait().await;
+        self.force_delete(id);
+    }
+}
+
+impl Executor for OciRuntime {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run<'a>(
+        &'a self,
+        req: &'a RunRequest<'a>,
+        output: &'a mut (dyn FnMut(Stream, &str) + Send),
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ExitStatus>> {
+        Box::pin(self.run_inner(req, output, cancel))
+    }
+}
+
+/// The bundle directory; removed when dropped (it may hold secrets in `config.json`).
+struct Bundle {
+    dir: PathBuf,
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A started container: removed (`delete --force`) if the run is dropped midway.
+struct Running<'a> {
+    runtime: &'a OciRuntime,
+    id: &'a str,
+    armed: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.runtime.force_delete(self.id);
+        }
+    }
+}
+
+/// The runtime's own error messages (`level: error`) from its JSON log.
+fn runtime_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let messages: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| matches!(v["level"].as_str(), Some("error" | "fatal")))
+        .filter_map(|v| v["msg"].as_str().map(String::from))
+        .collect();
+    (!messages.is_empty()).then(|| messages.join("; "))
+}
+
+/// `name` in `$PATH`, then in the sbin directories a non-root `$PATH` lacks.
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(
+            [
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin",
+            ]
+            .map(PathBuf::from),
+        )
+        .map(|d| d.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Longest line we hand over at once; longer ones are split.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Lines of a pipe, cancel-safe (state lives here, reads are cancel-safe).
+struct Lines<R> {
+    r: R,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> Lines<R> {
+    fn new(r: R) -> Self {
+        Lines {
+            r,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            if self.buf.len() >= MAX_LINE || (self.eof && !self.buf.is_empty()) {
+                let line = std::mem::take(&mut self.buf);
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            if self.eof {
+                return None;
+            }
+            let mut chunk = [0u8; 8192];
+            match self.r.read(&mut chunk).await {
+                Ok(0) | Err(_) => self.eof = true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_choice_parses_names_and_paths() {
+        assert_eq!(
+            "auto".parse::<RuntimeChoice>().unwrap(),
+            RuntimeChoice::Auto
+        );
+        assert_eq!(
+            "runc".parse::<RuntimeChoice>().unwrap(),
+            RuntimeChoice::Runc
+        );
+        assert_eq!(
+            "crun".parse::<RuntimeChoice>().unwrap(),
+            RuntimeChoice::Crun
+        );
+        assert_eq!(
+            "/opt/bin/youki".parse::<RuntimeChoice>().unwrap(),
+            RuntimeChoice::Path("/opt/bin/youki".into())
+        );
+    }
+
+    #[test]
+    fn a_missing_runtime_path_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = OciRuntime::select(&RuntimeChoice::Path("/no/such/runtime".into()), tmp.path())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "OCI runtime \"/no/such/runtime\" not found"
+        );
+        let err = OciRuntime::select(&RuntimeChoice::Path("no-such-runtime".into()), tmp.path())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "OCI runtime \"no-such-runtime\" not found in $PATH"
+        );
+    }
+
+    #[tokio::test]
+    async fn lines_split_on_newlines_and_keep_a_last_partial_line() {
+        let data: &[u8] = b"one\ntwo\r\n\nthree";
+        let mut lines = Lines::new(data);
+        let mut got = Vec::new();
+        while let Some(l) = lines.next().await {
+            got.push(l);
+        }
+        assert_eq!(got, ["one", "two", "", "three"]);
+    }
+
+    #[test]
+    fn runtime_errors_come_from_the_json_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("log.json");
+        std::fs::write(
+            &log,
+            "{\"level\":\"warning\",\"msg\":\"meh\"}\n{\"level\":\"error\",\"msg\":\"runc run failed: exec: \\\"x\\\": not found\"}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            runtime_error(&log).unwrap(),
+            "runc run failed: exec: \"x\": not found"
+        );
+        assert_eq!(runtime_error(&tmp.path().join("none")), None);
+    }
+}
