@@ -345,6 +345,10 @@ fn load_archive(store: &Store, input: &Path) -> anyhow::Result<ImageIndex> {
         .with_context(|| format!("reading {}", input.display()))?
     {
         let mut entry = entry?;
+        // Directory entries (`blobs/`, `blobs/sha256/`) carry nothing to load.
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
         let path = entry
             .path()?
             .to_string_lossy()
