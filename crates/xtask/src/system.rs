@@ -6,9 +6,10 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// Debian packages the test suite uses: real clients that check our output (skopeo,
-/// umoci), a static busybox for base images made at test time, and git (ADD of git
-/// repositories, served by `git daemon`).
-pub const TEST_PACKAGES: &[&str] = &["skopeo", "umoci", "busybox-static", "git"];
+/// umoci, and docker.io's dockerd for `docker load` and BuildKit side by side), a static
+/// busybox for base images made at test time, and git (ADD of git repositories, served
+/// by `git daemon`). Sorted.
+pub const TEST_PACKAGES: &[&str] = &["busybox-static", "docker.io", "git", "skopeo", "umoci"];
 
 /// Packages the example needs: a static busybox for the locally made base image.
 pub const EXAMPLE_PACKAGES: &[&str] = &["busybox-static"];
