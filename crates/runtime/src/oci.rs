@@ -145,6 +145,7 @@ impl OciRuntime {
             let spec = serde_json::json!({
                 "ociVersion": "1.0.2",
                 "root": {"path": rootfs},
+                "mounts": [],
                 "process": {"args": ["/strata-probe"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
                 "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}
             });

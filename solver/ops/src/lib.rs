@@ -17,11 +17,15 @@ mod fsutil;
 mod glob;
 mod op;
 mod output;
+mod run_env;
 mod solver;
 mod unpack;
 mod view;
 
 pub use fsutil::{resolve_in_root, Attrs};
+pub use op::ExecFailed;
 pub use op::{commit_layer, ensure_layer, GitError, HttpError, UNCOMPRESSED};
 pub use output::Output;
+pub use run_env::{Runtimes, Secrets};
 pub use solver::{SolveOptions, Solver};
+pub use strata_runtime::RuntimeChoice;

@@ -25,22 +25,31 @@ pub struct SolveOptions {
     pub local_dirs: BTreeMap<String, PathBuf>,
     /// Concurrent executions (default: the number of CPUs).
     pub parallelism: Option<usize>,
+    /// The OCI runtime for RUN (`--runtime`).
+    pub runtime: crate::RuntimeChoice,
+    /// Build secrets for `RUN --mount=type=secret` (`--secret`).
+    pub secrets: crate::Secrets,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run.
+    pub allow_insecure: bool,
 }
 
 pub struct Solver {
     store: Store,
     layers: Arc<Layers>,
     stat: Arc<StatCache>,
+    runtimes: Arc<crate::Runtimes>,
 }
 
 impl Solver {
     pub fn new(store: Store) -> Result<Self, strata_snapshot::Error> {
         let layers = Arc::new(Layers::new(store.root(), store.tmp_dir())?);
         let stat = Arc::new(StatCache::load(&store.root().join("statcache")));
+        let runtimes = Arc::new(crate::Runtimes::new(store.tmp_dir().join("runtime")));
         Ok(Solver {
             store,
             layers,
             stat,
+            runtimes,
         })
     }
 
@@ -149,10 +158,17 @@ impl Solver {
                     keep_git_dir: *keep_git_dir,
                 },
             )),
-            GraphOp::Exec(e) => Arc::new(Unsupported(format!(
-                "RUN {}: running commands needs the container runtime, which is not implemented yet",
-                e.args.join(" ")
-            ))),
+            GraphOp::Exec(e) => Arc::new(crate::op::ExecRunner {
+                exec: e.clone(),
+                store: self.store.clone(),
+                layers: self.layers.clone(),
+                stat: self.stat.clone(),
+                tmp: tmp.clone(),
+                runtimes: self.runtimes.clone(),
+                runtime: opts.runtime.clone(),
+                secrets: opts.secrets.clone(),
+                allow_insecure: opts.allow_insecure,
+            }),
             GraphOp::File(f) => Arc::new(FileRunner {
                 store: self.store.clone(),
                 op: f.clone(),

@@ -68,6 +68,7 @@ fn solve(
     let opts = SolveOptions {
         local_dirs: dirs,
         parallelism: Some(2),
+        ..Default::default()
     };
     let events = Arc::new(Collector::default());
     let rt = tokio::runtime::Runtime::new().unwrap();

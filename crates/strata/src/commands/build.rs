@@ -72,6 +72,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     let opts = SolveOptions {
         local_dirs: def.local_dirs(),
         parallelism: None,
+        ..Default::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cancel = CancellationToken::new();

@@ -1,11 +1,14 @@
 //! One scheduler op per graph op.
 
+mod exec;
 mod file;
 mod git;
 mod http;
 mod image;
+mod run_mount;
 mod simple;
 
+pub use exec::{ExecFailed, ExecRunner};
 pub use file::FileRunner;
 pub use git::{GitError, GitRunner, GitSpec};
 pub use http::{HttpError, HttpRunner, HttpSpec};

@@ -1,0 +1,350 @@
+//! RUN --mount: what each graph mount becomes for the executor, and what has to stay
+//! mounted, locked or alive until the process is gone.
+//!
+//! - `bind`: an input's chain mounted read-only ([`View`]), or, with `rw`, writable
+//!   over a throwaway upper directory (writes are discarded); a local context is bound
+//!   as it is (`rw`: an overlay with a throwaway upper).
+//! - `cache`: a directory under `<store>/cache-mounts/`, named by the sha256 of its id
+//!   (the target when no id is given), created with `mode`/`uid`/`gid`, never part of
+//!   a layer. `sharing=locked` holds the store lock `cache-mount:<key>` for the run;
+//!   `private` takes the first of `<key>`, `<key>-1`, ... that nobody holds.
+//! - `tmpfs`: a fresh tmpfs of the given size.
+//! - `secret`: the bytes from [`Secrets`] in a file on a private tmpfs, bound read-only
+//!   (default target `/run/secrets/<id>`), and/or an environment variable (`env=`).
+
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountFlags, UnmountFlags};
+use strata_graph::{CacheSharing, Mount, MountKind};
+use strata_runtime::{Mount as RtMount, MountSource};
+use strata_scheduler::OpError;
+use strata_snapshot::{mount_rw, Layers, MountGuard, NewLayer};
+use strata_store::{KeyLock, Store};
+
+use crate::fsutil::{rel_components, resolve_in_root};
+use crate::run_env::Secrets;
+use crate::view::View;
+use crate::Output;
+
+/// Everything mount preparation reads.
+pub(super) struct MountEnv<'a> {
+    pub layers: &'a Layers,
+    pub store: &'a Store,
+    /// The vertex inputs (0 is the root file system).
+    pub inputs: &'a [Output],
+    pub secrets: &'a Secrets,
+    /// A directory of this run's own (mount points, upper directories).
+    pub dir: &'a Path,
+}
+
+/// The executor's mounts and environment additions, and what keeps them valid.
+#[derive(Default)]
+pub(super) struct Prepared {
+    pub mounts: Vec<RtMount>,
+    /// `KEY=value` from `type=secret,env=KEY`.
+    pub env: Vec<String>,
+    /// Dropped (unmounted, unlocked, removed) after the run.
+    holds: Vec<Hold>,
+}
+
+/// Held only to be dropped: the fields are never read.
+#[allow(dead_code)]
+enum Hold {
+    View(View),
+    /// A writable mount over a throwaway layer; the guard drops (unmounts) first.
+    Scratch(MountGuard, NewLayer),
+    Mounted(Unmount),
+    Lock(KeyLock),
+}
+
+impl Prepared {
+    /// Unmounts and unlocks what the run needed, last first.
+    pub fn release(mut self) {
+        while let Some(h) = self.holds.pop() {
+            drop(h);
+        }
+    }
+}
+
+/// Unmounts (detaching) its path when dropped.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, UnmountFlags::DETACH);
+    }
+}
+
+fn err(msg: impl Into<String>) -> OpError {
+    OpError::new(msg.into())
+}
+
+/// Prepares `mounts` in order of their targets' depth (a parent before what is
+/// mounted inside it).
+pub(super) fn prepare(env: &MountEnv<'_>, mounts: &[Mount]) -> Result<Prepared, OpError> {
+    let mut order: Vec<&Mount> = mounts.iter().collect();
+    order.sort_by_key(|m| rel_components(&m.target).components().count());
+    let mut out = Prepared::default();
+    let mut secret_dir: Option<PathBuf> = None;
+    for (n, m) in order.into_iter().enumerate() {
+        match &m.kind {
+            MountKind::Bind { readonly } => {
+                // `rw` writes land in a throwaway upper directory.
+                let path = bind_source(env, m, n, !*readonly, &mut out)?;
+                out.mounts.push(RtMount {
+                    destination: m.target.clone(),
+                    source: MountSource::Bind {
+                        path,
+                        readonly: *readonly,
+                    },
+                });
+            }
+            MountKind::Cache {
+                id,
+                sharing,
+                mode,
+                uid,
+                gid,
+                readonly,
+            } => {
+                if m.input.is_some() {
+                    return Err(err(format!(
+                        "RUN --mount=type=cache,target={},from=...: seeding a cache mount from another stage is not implemented yet",
+                        m.target
+                    )));
+                }
+                let id = if id.is_empty() { &m.target } else { id };
+                let path = cache_dir(env.store, id, *sharing, (*mode, *uid, *gid), &mut out)?;
+                out.mounts.push(RtMount {
+                    destination: m.target.clone(),
+                    source: MountSource::Bind {
+                        path,
+                        readonly: *readonly,
+                    },
+                });
+            }
+            MountKind::Tmpfs { size } => out.mounts.push(RtMount {
+                destination: m.target.clone(),
+                source: MountSource::Tmpfs { size: *size },
+            }),
+            MountKind::Secret {
+                id,
+                env: var,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(bytes) = env.secrets.get(id) else {
+                    if *required {
+                        return Err(err(format!(
+                            "secret {id:?} is required but was not given (pass --secret id={id},src=PATH)"
+                        )));
+                    }
+                    continue;
+                };
+                if let Some(var) = var {
+                    out.env
+                        .push(format!("{var}={}", String::from_utf8_lossy(bytes)));
+                }
+                let target = match (m.target.as_str(), var) {
+                    ("", Some(_)) => continue,
+                    ("", None) => format!("/run/secrets/{id}"),
+                    (t, _) => t.to_string(),
+                };
+                let dir = match &secret_dir {
+                    Some(d) => d.clone(),
+                    None => {
+                        let d = env.dir.join("secrets");
+                        mount_secret_tmpfs(&d)?;
+                        out.holds.push(Hold::Mounted(Unmount(d.clone())));
+                        secret_dir = Some(d.clone());
+                        d
+                    }
+                };
+                let file = dir.join(format!("secret-{n}"));
+                write_secret(&file, bytes, *mode, *uid, *gid)?;
+                out.mounts.push(RtMount {
+                    destination: target,
+                    source: MountSource::Bind {
+                        path: file,
+                        readonly: true,
+                    },
+                });
+            }
+            MountKind::Ssh { .. } => {
+                return Err(err(format!(
+                    "RUN --mount=type=ssh,target={}: SSH agent forwarding is not implemented yet",
+                    m.target
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The host path to bind for a `type=bind` mount: its input (a chain or a local
+/// directory) made available, then `source=` resolved inside it.
+fn bind_source(
+    env: &MountEnv<'_>,
+    m: &Mount,
+    n: usize,
+    writable: bool,
+    out: &mut Prepared,
+) -> Result<PathBuf, OpError> {
+    let input = m.input.and_then(|i| env.inputs.get(i)).ok_or_else(|| {
+        err(format!(
+            "RUN --mount target {}: its input is missing",
+            m.target
+        ))
+    })?;
+    let root: PathBuf = match (input, writable) {
+        (Output::Fs(chain), false) => {
+            let view = View::open(env.layers, chain, env.dir)?;
+            let p = view.path().to_path_buf();
+            out.holds.push(Hold::View(view));
+            p
+        }
+        (Output::Fs(chain), true) => {
+            let layer = env.layers.begin().map_err(OpError::new)?;
+            let target = env.dir.join(format!("bind-{n}"));
+            fs_err::create_dir(&target).map_err(OpError::new)?;
+            let guard =
+                mount_rw(env.layers, chain, layer.writable(), &target).map_err(OpError::new)?;
+            out.holds.push(Hold::Scratch(guard, layer));
+            target
+        }
+        (Output::Dir { path, .. }, false) => path.clone(),
+        (Output::Dir { path, .. }, true) => {
+            let target = env.dir.join(format!("bind-{n}"));
+            let upper = env.dir.join(format!("bind-{n}-upper"));
+            let work = env.dir.join(format!("bind-{n}-work"));
+            for d in [&target, &upper, &work] {
+                fs_err::create_dir(d).map_err(OpError::new)?;
+            }
+            let mut data = std::ffi::OsString::from("lowerdir=");
+            for (i, (k, p)) in [("", path), (",upperdir=", &upper), (",workdir=", &work)]
+                .into_iter()
+                .enumerate()
+            {
+                let s = p.as_os_str();
+                if s.as_encoded_bytes()
+                    .iter()
+                    .any(|b| matches!(b, b',' | b':'))
+                {
+                    return Err(err(format!(
+                        "RUN --mount=type=bind,rw: the directory {} has a ',' or ':' in its path",
+                        p.display()
+                    )));
+                }
+                if i > 0 {
+                    data.push(k);
+                }
+                data.push(s);
+            }
+            data.push(",redirect_dir=off,index=off,metacopy=off");
+            let data = std::ffi::CString::new(data.into_encoded_bytes())
+                .map_err(|_| err("a NUL byte in a path"))?;
+            rustix::mount::mount(
+                "overlay",
+                &target,
+                "overlay",
+                MountFlags::empty(),
+                data.as_c_str(),
+            )
+            .map_err(|e| err(format!("mounting {} writable: {e}", path.display())))?;
+            out.holds.push(Hold::Mounted(Unmount(target.clone())));
+            target
+        }
+    };
+    let Some(source) = m.source.as_deref().filter(|s| !s.is_empty() && *s != "/") else {
+        return Ok(root);
+    };
+    let rel = resolve_in_root(&root, &rel_components(source), true).map_err(OpError::new)?;
+    let path = root.join(rel);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Err(err(format!(
+            "RUN --mount=type=bind,source={source}: no such file or directory in the mount's source"
+        )));
+    }
+    Ok(path)
+}
+
+/// The directory of a cache mount, created with `(mode, uid, gid)` the first time;
+/// the lock `sharing` asks for goes to `out`.
+fn cache_dir(
+    store: &Store,
+    id: &str,
+    sharing: CacheSharing,
+    (mode, uid, gid): (u32, u32, u32),
+    out: &mut Prepared,
+) -> Result<PathBuf, OpError> {
+    let base = store.root().join("cache-mounts");
+    fs_err::create_dir_all(&base).map_err(OpError::new)?;
+    let key = strata_digest::sha256(id).hex();
+    let lock_name = |k: &str| format!("cache-mount:{k}");
+    let name = match sharing {
+        CacheSharing::Shared => key,
+        CacheSharing::Locked => {
+            let lock = store.lock(&lock_name(&key)).map_err(OpError::new)?;
+            out.holds.push(Hold::Lock(lock));
+            key
+        }
+        CacheSharing::Private => {
+            let mut n = 0usize;
+            loop {
+                let k = if n == 0 {
+                    key.clone()
+                } else {
+                    format!("{key}-{n}")
+                };
+                if let Some(lock) = store.try_lock(&lock_name(&k)).map_err(OpError::new)? {
+                    out.holds.push(Hold::Lock(lock));
+                    break k;
+                }
+                n += 1;
+            }
+        }
+    };
+    let path = base.join(name);
+    match std::fs::create_dir(&path) {
+        Ok(()) => {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .and_then(|()| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                })
+                .map_err(|e| err(format!("preparing cache mount {}: {e}", path.display())))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(format!("creating {}: {e}", path.display()))),
+    }
+    Ok(path)
+}
+
+/// A private tmpfs for secret files: they never touch the disk.
+fn mount_secret_tmpfs(dir: &Path) -> Result<(), OpError> {
+    fs_err::create_dir(dir).map_err(OpError::new)?;
+    rustix::mount::mount(
+        "strata-secrets",
+        dir,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        c"mode=700,size=16m",
+    )
+    .map_err(|e| {
+        err(format!(
+            "mounting a tmpfs for secrets at {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
+fn write_secret(file: &Path, bytes: &[u8], mode: u32, uid: u32, gid: u32) -> Result<(), OpError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| err(format!("writing a secret file: {e}"));
+    std::fs::write(file, bytes).map_err(fail)?;
+    std::os::unix::fs::chown(file, Some(uid), Some(gid)).map_err(fail)?;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+    Ok(())
+}
