@@ -134,6 +134,25 @@ pub struct BuildArgs {
     /// Print only the image ID on success.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// OCI runtime for RUN: `auto` (crun where it works, else runc), `runc`, `crun`,
+    /// or the path of a runc-compatible binary.
+    #[arg(long, value_name = "RUNTIME", default_value = "auto")]
+    pub runtime: strata_ops::RuntimeChoice,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` (a file) or
+    /// `id=ID,env=VAR` (an environment variable; `id=ID` alone reads `$ID`).
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    pub secrets: Vec<String>,
+    /// Allow an extra privilege: `security.insecure` lets `RUN --security=insecure`
+    /// run with every capability.
+    #[arg(long = "allow", value_enum, value_name = "ENTITLEMENT")]
+    pub allow: Vec<Entitlement>,
+}
+
+/// What `--allow` may grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Entitlement {
+    #[value(name = "security.insecure")]
+    SecurityInsecure,
 }
 
 #[derive(Debug, Args)]

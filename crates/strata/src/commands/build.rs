@@ -10,7 +10,7 @@ use strata_image::ImageOptions;
 use strata_ops::{SolveOptions, Solver};
 use strata_scheduler::CancellationToken;
 
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, Entitlement};
 use crate::context::Definition;
 use crate::diagnostics::{self, Usage};
 use crate::outputs::{self, CompressionSpec, OutputSpec};
@@ -69,10 +69,24 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     let display = progress::reporter(args.progress);
     let reporter: Arc<dyn strata_progress::Reporter> = display.clone();
     let solver = Solver::new(store.clone())?;
+    let allow_insecure = args.allow.contains(&Entitlement::SecurityInsecure);
+    if !allow_insecure {
+        let insecure = lowered.graph.closure(lowered.target.vertex).into_iter().find(|v| {
+            matches!(&v.op, strata_graph::Op::Exec(e) if e.security == strata_graph::SecurityMode::Insecure)
+        });
+        if let Some(v) = insecure {
+            bail!(
+                "{}: RUN --security=insecure is not allowed without `--allow security.insecure`",
+                v.meta.name
+            );
+        }
+    }
     let opts = SolveOptions {
         local_dirs: def.local_dirs(),
         parallelism: None,
-        ..Default::default()
+        runtime: args.runtime.clone(),
+        secrets: secrets(&args.secrets)?,
+        allow_insecure,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cancel = CancellationToken::new();
@@ -202,6 +216,45 @@ fn check(def: &Definition, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `--secret id=ID,src=PATH|env=VAR` (buildx's syntax; `source=` for `src=`, `type=`
+/// is implied) into the secrets map. `id=ID` alone reads the variable `ID`.
+fn secrets(specs: &[String]) -> anyhow::Result<strata_ops::Secrets> {
+    let mut out = std::collections::BTreeMap::new();
+    for spec in specs {
+        let (id, bytes) = secret(spec)?;
+        out.insert(id, bytes);
+    }
+    Ok(strata_ops::Secrets::new(out))
+}
+
+fn secret(spec: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    let usage = |why: &str| Usage(format!("--secret {spec:?}: {why}"));
+    let (mut id, mut src, mut env) = (None, None, None);
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+            Some(("env", v)) => env = Some(v.to_string()),
+            Some(("type", "file" | "env")) => {}
+            _ => return Err(usage("expected id=ID,src=PATH or id=ID,env=VAR").into()),
+        }
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| usage("id= is missing"))?;
+    let bytes = match (src, env) {
+        (Some(_), Some(_)) => return Err(usage("give src= or env=, not both").into()),
+        (Some(path), None) => fs_err::read(&path).with_context(|| format!("--secret id={id}"))?,
+        (None, var) => {
+            let var = var.unwrap_or_else(|| id.clone());
+            std::env::var_os(&var)
+                .ok_or_else(|| usage(&format!("the environment variable {var} is not set")))?
+                .into_encoded_bytes()
+        }
+    };
+    Ok((id, bytes))
+}
+
 /// The build time as RFC 3339 UTC (`2026-11-25T14:00:00Z`).
 fn humantime_now() -> String {
     let secs = std::time::SystemTime::now()
@@ -235,6 +288,28 @@ pub fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secrets_come_from_files_and_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, b"s3cr3t").unwrap();
+        let (id, bytes) = super::secret(&format!("id=tok,src={}", file.display())).unwrap();
+        assert_eq!((id.as_str(), bytes.as_slice()), ("tok", &b"s3cr3t"[..]));
+        std::env::set_var("STRATA_TEST_SECRET_VAR", "from-env");
+        let (id, bytes) = super::secret("id=v,env=STRATA_TEST_SECRET_VAR").unwrap();
+        assert_eq!((id.as_str(), bytes.as_slice()), ("v", &b"from-env"[..]));
+        let (_, bytes) = super::secret("id=STRATA_TEST_SECRET_VAR").unwrap();
+        assert_eq!(bytes, b"from-env");
+        for bad in ["src=/x", "id=a,what=b", "id=a,src=/x,env=Y"] {
+            let e = super::secret(bad).unwrap_err();
+            assert!(e.downcast_ref::<super::Usage>().is_some(), "{bad}: {e}");
+        }
+        assert!(super::secret("id=a,src=/no/such/file")
+            .unwrap_err()
+            .to_string()
+            .contains("--secret id=a"));
+    }
+
     #[test]
     fn rfc3339_dates() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
