@@ -10,13 +10,13 @@ use common::*;
 use serde_json::Value;
 use strata_digest::{sha256, Digest};
 use strata_image::outputs::{
-    write_docker_archive, write_oci_archive, write_oci_layout, IMAGE_NAME_ANNOTATION,
-    REF_NAME_ANNOTATION,
+    write_docker_archive, write_oci_archive, write_oci_archive_named, write_oci_layout,
+    write_oci_layout_named, IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION,
 };
 use strata_image::{
     build_image, BuiltImage, Compression, DirSink, ImageError, ImageOptions, MemorySink,
 };
-use strata_oci::{media_types, ImageConfig, ImageIndex, ImageManifest};
+use strata_oci::{media_types, ImageConfig, ImageIndex, ImageManifest, Reference};
 
 fn image(sink: &MemorySink, seed: u8, compression: Compression) -> BuiltImage {
     let layers = vec![
@@ -130,6 +130,91 @@ fn oci_layout_merges_into_an_existing_index() {
         .join("blobs/sha256")
         .join(a.manifest.digest.hex())
         .exists());
+}
+
+/// (ref.name, io.containerd.image.name, digest) of each index entry.
+fn names(index: &ImageIndex) -> Vec<(Option<&str>, Option<&str>, Digest)> {
+    index
+        .manifests
+        .iter()
+        .map(|d| {
+            (
+                d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str),
+                d.annotations.get(IMAGE_NAME_ANNOTATION).map(String::as_str),
+                d.digest,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn named_oci_outputs_annotate_as_buildkit_does() {
+    // BuildKit's `type=oci,name=app:1`: the tag in ref.name (what `umoci --image DIR:1`
+    // and `skopeo oci:DIR:1` look up), the full name for containerd and `docker load`.
+    let sink = MemorySink::new();
+    let a = image(&sink, 1, Compression::default());
+    let b = image(&sink, 2, Compression::default());
+    let app1 = Reference::parse("app:1").unwrap();
+    let other1 = Reference::parse("registry.example:5000/team/other:1").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path();
+    write_oci_layout_named(layout, &a, &sink, &[app1.clone(), other1.clone()]).unwrap();
+    let index = check_layout(layout);
+    assert_eq!(
+        names(&index),
+        [
+            (
+                Some("1"),
+                Some("docker.io/library/app:1"),
+                a.manifest.digest
+            ),
+            (
+                Some("1"),
+                Some("registry.example:5000/team/other:1"),
+                a.manifest.digest
+            ),
+        ]
+    );
+    // The same tag of another name stays; the same name is replaced.
+    write_oci_layout_named(layout, &b, &sink, &[app1.clone()]).unwrap();
+    let index = check_layout(layout);
+    assert_eq!(
+        names(&index),
+        [
+            (
+                Some("1"),
+                Some("registry.example:5000/team/other:1"),
+                a.manifest.digest
+            ),
+            (
+                Some("1"),
+                Some("docker.io/library/app:1"),
+                b.manifest.digest
+            ),
+        ]
+    );
+
+    let mut tar = Vec::new();
+    write_oci_archive_named(&mut tar, &a, &sink, &[app1]).unwrap();
+    let index_json = archive_files(&tar)
+        .into_iter()
+        .find(|(p, _, _)| p == "index.json")
+        .unwrap()
+        .2;
+    let index: ImageIndex = serde_json::from_slice(&index_json).unwrap();
+    assert_eq!(
+        names(&index),
+        [(
+            Some("1"),
+            Some("docker.io/library/app:1"),
+            a.manifest.digest
+        )]
+    );
+    let mut unnamed = Vec::new();
+    write_oci_archive_named(&mut unnamed, &a, &sink, &[]).unwrap();
+    let mut plain = Vec::new();
+    write_oci_archive(&mut plain, &a, &sink, None).unwrap();
+    assert_eq!(unnamed, plain);
 }
 
 #[test]

@@ -10,8 +10,8 @@ use strata_oci::{media_types, Reference, ReferenceError};
 
 use super::blob::VerifyingReader;
 use super::{
-    blob_path, image_blobs, manifest_entry, new_index, IMAGE_NAME_ANNOTATION, OCI_LAYOUT_BYTES,
-    OCI_LAYOUT_FILE, REF_NAME_ANNOTATION,
+    blob_path, image_blobs, manifest_entry, name_annotations, new_index, IMAGE_NAME_ANNOTATION,
+    OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION,
 };
 use crate::compression::DOCKER_LAYER;
 use crate::layer::WRITE_BUFFER;
@@ -32,7 +32,40 @@ pub fn write_oci_archive(
         .map(|n| (REF_NAME_ANNOTATION, n))
         .into_iter()
         .collect();
-    let index = new_index(vec![manifest_entry(image, &annotations)]);
+    write_oci_index_archive(w, image, sink, vec![manifest_entry(image, &annotations)])
+}
+
+/// [`write_oci_archive`] naming the image as BuildKit's `type=oci,name=…` does: one
+/// index entry per name, with the full reference in `io.containerd.image.name` and its
+/// tag in `org.opencontainers.image.ref.name`; without names, one unnamed entry.
+pub fn write_oci_archive_named(
+    w: impl Write,
+    image: &BuiltImage,
+    sink: &dyn BlobSink,
+    names: &[Reference],
+) -> Result<(), ImageError> {
+    let entries = if names.is_empty() {
+        vec![manifest_entry(image, &[])]
+    } else {
+        names
+            .iter()
+            .map(|r| {
+                let a = name_annotations(r);
+                let a: Vec<(&str, &str)> = a.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                manifest_entry(image, &a)
+            })
+            .collect()
+    };
+    write_oci_index_archive(w, image, sink, entries)
+}
+
+fn write_oci_index_archive(
+    w: impl Write,
+    image: &BuiltImage,
+    sink: &dyn BlobSink,
+    entries: Vec<strata_oci::Descriptor>,
+) -> Result<(), ImageError> {
+    let index = new_index(entries);
     let index_bytes = serde_json::to_vec(&index).expect("index serializes");
     write_archive(
         w,

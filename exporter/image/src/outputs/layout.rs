@@ -5,11 +5,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use strata_oci::ImageIndex;
+use strata_oci::{ImageIndex, Reference};
 
 use super::blob::copy_blob;
 use super::{
-    image_blobs, manifest_entry, new_index, OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION,
+    image_blobs, manifest_entry, name_annotations, new_index, IMAGE_NAME_ANNOTATION,
+    OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION,
 };
 use crate::layer::WRITE_BUFFER;
 use crate::{BlobSink, BuiltImage, ImageError};
@@ -17,15 +18,44 @@ use crate::{BlobSink, BuiltImage, ImageError};
 /// Write `image` into the OCI layout at `dir`, creating it if needed.
 ///
 /// Blobs already present with the right size are kept. An existing `index.json` is
-/// merged into, not replaced: an entry with the same `ref_name` is replaced, other
-/// images stay; without `ref_name`, an unnamed entry for the same manifest is not
-/// duplicated. `index.json` is written last and renamed into place, so a reader never
+/// merged into, not replaced: an entry with the same `ref_name` (and no full name) is
+/// replaced, other images stay; without `ref_name`, an unnamed entry for the same
+/// manifest is not duplicated. `index.json` is written last and renamed into place, so a reader never
 /// sees an index pointing at missing blobs.
 pub fn write_oci_layout(
     dir: &Path,
     image: &BuiltImage,
     sink: &dyn BlobSink,
     ref_name: Option<&str>,
+) -> Result<(), ImageError> {
+    let names: Vec<Vec<(&str, String)>> = ref_name
+        .map(|n| vec![(REF_NAME_ANNOTATION, n.to_string())])
+        .into_iter()
+        .collect();
+    write_layout(dir, image, sink, &names)
+}
+
+/// [`write_oci_layout`] naming the image as BuildKit's `type=oci,tar=false,name=…`
+/// does: one index entry per name, with the full reference in `io.containerd.image.name`
+/// and its tag in `org.opencontainers.image.ref.name`. An existing entry with the same
+/// pair is replaced; without names, as [`write_oci_layout`] without a `ref_name`.
+pub fn write_oci_layout_named(
+    dir: &Path,
+    image: &BuiltImage,
+    sink: &dyn BlobSink,
+    names: &[Reference],
+) -> Result<(), ImageError> {
+    let names: Vec<Vec<(&str, String)>> = names.iter().map(name_annotations).collect();
+    write_layout(dir, image, sink, &names)
+}
+
+/// Blobs, then `index.json` with an entry per annotation set (one unnamed entry when
+/// there are none).
+fn write_layout(
+    dir: &Path,
+    image: &BuiltImage,
+    sink: &dyn BlobSink,
+    names: &[Vec<(&str, String)>],
 ) -> Result<(), ImageError> {
     let blobs_dir = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs_dir).map_err(ImageError::io("creating", &blobs_dir))?;
@@ -72,21 +102,28 @@ pub fn write_oci_layout(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => new_index(Vec::new()),
         Err(e) => return Err(ImageError::io("reading", &index_path)(e)),
     };
-    let entry = match ref_name {
-        Some(name) => {
-            index.manifests.retain(|d| {
-                d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) != Some(name)
-            });
-            manifest_entry(image, &[(REF_NAME_ANNOTATION, name)])
-        }
-        None => {
-            index.manifests.retain(|d| {
-                d.digest != image.manifest.digest || d.annotations.contains_key(REF_NAME_ANNOTATION)
-            });
-            manifest_entry(image, &[])
-        }
-    };
-    index.manifests.push(entry);
+    if names.is_empty() {
+        index.manifests.retain(|d| {
+            d.digest != image.manifest.digest || d.annotations.contains_key(REF_NAME_ANNOTATION)
+        });
+        index.manifests.push(manifest_entry(image, &[]));
+    }
+    for annotations in names {
+        let get = |k: &str| {
+            annotations
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let (ref_name, image_name) = (get(REF_NAME_ANNOTATION), get(IMAGE_NAME_ANNOTATION));
+        // As BuildKit: the entry with the same tag and the same full name is replaced.
+        index.manifests.retain(|d| {
+            d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) != ref_name
+                || d.annotations.get(IMAGE_NAME_ANNOTATION).map(String::as_str) != image_name
+        });
+        let a: Vec<(&str, &str)> = annotations.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        index.manifests.push(manifest_entry(image, &a));
+    }
     let bytes = serde_json::to_vec(&index).expect("index serializes");
     write_atomically(&index_path, &bytes)
 }

@@ -12,12 +12,12 @@ mod layout;
 use std::collections::BTreeMap;
 
 use strata_digest::Digest;
-use strata_oci::{media_types, Descriptor, ImageIndex};
+use strata_oci::{media_types, Descriptor, ImageIndex, Reference};
 
 use crate::BuiltImage;
 
-pub use archive::{write_docker_archive, write_oci_archive};
-pub use layout::write_oci_layout;
+pub use archive::{write_docker_archive, write_oci_archive, write_oci_archive_named};
+pub use layout::{write_oci_layout, write_oci_layout_named};
 
 /// The annotation naming a manifest in an OCI layout's `index.json` (what
 /// `skopeo … oci:DIR:REF` and `umoci --image DIR:REF` look up).
@@ -38,6 +38,17 @@ fn image_blobs(image: &BuiltImage) -> BTreeMap<Digest, u64> {
     blobs.insert(image.config.digest, image.config.size);
     blobs.insert(image.manifest.digest, image.manifest.size);
     blobs
+}
+
+/// How BuildKit (and containerd's archive exporter) name an image in an OCI index: the
+/// full reference in `io.containerd.image.name`, and in
+/// `org.opencontainers.image.ref.name` only its tag (or digest), as the OCI spec defines
+/// it, so `umoci --image DIR:TAG` and `skopeo … oci:DIR:TAG` find it.
+fn name_annotations(r: &Reference) -> Vec<(&'static str, String)> {
+    vec![
+        (IMAGE_NAME_ANNOTATION, r.to_string()),
+        (REF_NAME_ANNOTATION, r.reference_str()),
+    ]
 }
 
 /// The manifest descriptor with `annotations` added.
