@@ -176,7 +176,7 @@ fn named_oci_outputs_annotate_as_buildkit_does() {
         ]
     );
     // The same tag of another name stays; the same name is replaced.
-    write_oci_layout_named(layout, &b, &sink, &[app1.clone()]).unwrap();
+    write_oci_layout_named(layout, &b, &sink, std::slice::from_ref(&app1)).unwrap();
     let index = check_layout(layout);
     assert_eq!(
         names(&index),
