@@ -12,7 +12,7 @@ use strata_image::{
     BlobSink, BuiltImage, CompressedKey, CompressedLayer, Compression, ImageOptions, LayerSource,
     MediaTypes,
 };
-use strata_oci::ImageConfig;
+use strata_oci::{ImageConfig, Reference};
 use strata_snapshot::{Chain, Layers, TarOptions};
 use strata_store::{ImageRecord, Store};
 
@@ -180,26 +180,29 @@ pub fn tag(store: &Store, name: &str, image: &BuiltImage) -> Result<()> {
         .with_context(|| format!("tagging {name}"))
 }
 
+/// `type=oci`: an OCI archive or layout naming the image as BuildKit does (the full
+/// name in `io.containerd.image.name`, the tag in `org.opencontainers.image.ref.name`,
+/// which `umoci --image DIR:TAG` and `skopeo oci:DIR:TAG` look up).
 pub fn write_oci(
     dest: &Path,
     tar: bool,
     (store, layers): (&Store, &Arc<Layers>),
     image: &BuiltImage,
-    name: Option<&str>,
+    names: &[Reference],
 ) -> Result<()> {
     let sink = StoreSink(store.clone(), layers.clone());
     if tar {
         let f = atomic_file(dest)?;
-        strata_image::outputs::write_oci_archive(
+        strata_image::outputs::write_oci_archive_named(
             std::io::BufWriter::new(f.as_file()),
             image,
             &sink,
-            name,
+            names,
         )?;
         f.persist(dest)
             .with_context(|| format!("writing {}", dest.display()))?;
     } else {
-        strata_image::outputs::write_oci_layout(dest, image, &sink, name)?;
+        strata_image::outputs::write_oci_layout_named(dest, image, &sink, names)?;
     }
     Ok(())
 }
@@ -223,11 +226,58 @@ pub fn write_docker(
     Ok(())
 }
 
-/// `type=local`: the final root filesystem as a directory.
+/// `type=local`: the final root filesystem as a directory. Into an existing directory
+/// the output is merged as BuildKit's local exporter does: what the build outputs
+/// replaces same-named entries, directories merge, other files stay.
 pub fn write_local(dest: &Path, layers: &Layers, chain: &Chain) -> Result<()> {
     std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
-    strata_snapshot::materialize(layers, chain, dest)
-        .with_context(|| format!("writing the root filesystem to {}", dest.display()))?;
+    let empty = fs_err::read_dir(dest)?.next().is_none();
+    if empty {
+        strata_snapshot::materialize(layers, chain, dest)
+            .with_context(|| format!("writing the root filesystem to {}", dest.display()))?;
+        return Ok(());
+    }
+    // Beside `dest`, so entries move into it by rename.
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staged = tempfile::Builder::new()
+        .prefix(".strata-local-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a directory in {}", parent.display()))?;
+    let rootfs = staged.path().join("rootfs");
+    strata_snapshot::materialize(layers, chain, &rootfs)
+        .with_context(|| format!("writing the root filesystem to {}", rootfs.display()))?;
+    merge_into(&rootfs, dest)
+        .with_context(|| format!("writing the root filesystem to {}", dest.display()))
+}
+
+/// Moves every entry of `from` into `to`: directories present in both are merged (and
+/// take the new one's metadata), anything else replaces what is there.
+fn merge_into(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let new_is_dir = entry.file_type()?.is_dir();
+        match std::fs::symlink_metadata(&dst) {
+            Ok(old) if old.is_dir() && new_is_dir => {
+                merge_into(&src, &dst)?;
+                let meta = fs_err::symlink_metadata(&src)?;
+                std::fs::set_permissions(&dst, meta.permissions())?;
+                std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+                fs_err::File::open(&dst)?.set_modified(meta.modified()?)?;
+                continue;
+            }
+            Ok(old) if old.is_dir() => fs_err::remove_dir_all(&dst)?,
+            Ok(_) if new_is_dir => fs_err::remove_file(&dst)?,
+            // A file or symlink is replaced by the rename itself.
+            Ok(_) | Err(_) => {}
+        }
+        fs_err::rename(&src, &dst)?;
+    }
     Ok(())
 }
 

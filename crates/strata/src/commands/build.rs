@@ -25,7 +25,13 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     let mut compression = CompressionSpec::default();
     let mut outs = Vec::new();
     for o in &args.outputs {
-        outs.push(outputs::parse(o, &mut compression)?);
+        let out = outputs::parse(o, &mut compression)?;
+        if let OutputSpec::Oci { name: Some(n), .. } | OutputSpec::Docker { name: Some(n), .. } =
+            &out
+        {
+            strata_oci::Reference::parse(n).map_err(|e| Usage(format!("name={n:?}: {e}")))?;
+        }
+        outs.push(out);
     }
     let mut names = Vec::new();
     for t in &args.tags {
@@ -140,8 +146,15 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
             OutputSpec::Image { .. } => {}
             OutputSpec::Oci { dest, tar, name } => {
                 let image = build(&image_opts)?;
-                let name = name.clone().or_else(|| names.first().cloned());
-                export::write_oci(dest, *tar, (&store, layers), &image, name.as_deref())?;
+                // As buildx: the output's `name=`, else every `-t`.
+                let refs = match name {
+                    Some(n) => vec![strata_oci::Reference::parse(n)?],
+                    None => names
+                        .iter()
+                        .map(|n| strata_oci::Reference::parse(n))
+                        .collect::<Result<_, _>>()?,
+                };
+                export::write_oci(dest, *tar, (&store, layers), &image, &refs)?;
                 reported = Some(image);
             }
             OutputSpec::Docker { dest, name } => {
