@@ -8,8 +8,17 @@ use anyhow::{bail, Context, Result};
 /// Debian packages the test suite uses: real clients that check our output (skopeo,
 /// umoci, and docker.io's dockerd for `docker load` and BuildKit side by side), a static
 /// busybox for base images made at test time, and git (ADD of git repositories, served
-/// by `git daemon`). Sorted.
-pub const TEST_PACKAGES: &[&str] = &["busybox-static", "docker.io", "git", "skopeo", "umoci"];
+/// by `git daemon`), and the OCI runtimes RUN uses (runc; crun, which the tests use
+/// only where it works). Sorted.
+pub const TEST_PACKAGES: &[&str] = &[
+    "busybox-static",
+    "crun",
+    "docker.io",
+    "git",
+    "runc",
+    "skopeo",
+    "umoci",
+];
 
 /// Packages the example needs: a static busybox for the locally made base image.
 pub const EXAMPLE_PACKAGES: &[&str] = &["busybox-static"];

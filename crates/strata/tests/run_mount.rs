@@ -1,0 +1,180 @@
+//! RUN --mount through the real binary and runc: cache mounts persist across builds
+//! and stay out of the image, tmpfs and bind mounts leave nothing behind (`rw` writes
+//! are discarded), secrets are readable by the step and nowhere else.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn setup() -> Option<(Strata, String)> {
+    if !is_root() {
+        skip("RUN needs root (overlay mounts and runc)");
+        return None;
+    }
+    tool("runc", "runc")?;
+    let layout = busybox_layout()?;
+    Some((Strata::new(), busybox_context("busybox", &layout)))
+}
+
+fn build_local(s: &Strata, bc: &str, ctx: &Path, extra: &[&str]) -> (Build, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    let mut args = vec!["--build-context", bc, "-o", &dest];
+    args.extend_from_slice(extra);
+    let b = s.build(ctx, &args);
+    (b, out)
+}
+
+fn file(tree: &Tree, path: &str) -> String {
+    match &tree
+        .get(path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+        .kind
+    {
+        Kind::File(c) => String::from_utf8_lossy(c).into_owned(),
+        other => panic!("{path} is {other:?}"),
+    }
+}
+
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
+    let Some((s, bc)) = setup() else { return };
+    let step = |n: u32| {
+        context(&[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\n\
+                 RUN --mount=type=cache,target=/var/cache/app,uid=1000,mode=0700 \
+                 echo build{n} >> /var/cache/app/log && cp /var/cache/app/log /log{n} \
+                 && stat -c '%u %a' /var/cache/app > /owner\n"
+            ),
+            0o644,
+        )])
+    };
+    let (_, out1) = build_local(&s, &bc, step(1).path(), &[]);
+    let (_, out2) = build_local(&s, &bc, step(2).path(), &[]);
+    let (t1, t2) = (dir_tree(out1.path()), dir_tree(out2.path()));
+    assert_eq!(file(&t1, "log1"), "build1\n");
+    assert_eq!(file(&t2, "log2"), "build1\nbuild2\n");
+    // mode/uid apply when the cache directory is made.
+    assert_eq!(file(&t1, "owner"), "1000 700\n");
+    for t in [&t1, &t2] {
+        assert!(!t.contains_key("var"), "the cache mount reached the image");
+    }
+    // It lives in the store, by the sha256 of its id (the target when there is none).
+    let key = sha256(b"/var/cache/app");
+    let dir = s
+        .root()
+        .join("cache-mounts")
+        .join(key.strip_prefix("sha256:").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("log")).unwrap(),
+        "build1\nbuild2\n"
+    );
+}
+
+#[test]
+fn tmpfs_and_bind_mounts_leave_nothing_behind() {
+    let Some((s, bc)) = setup() else { return };
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox AS data\n\
+             RUN mkdir /d && echo from-stage > /d/f\n\
+             FROM busybox\n\
+             RUN --mount=type=tmpfs,target=/scratch,size=1m echo y > /scratch/y && grep -c scratch /proc/mounts > /tmpfs\n\
+             RUN --mount=type=bind,from=data,source=/d,target=/in cat /in/f > /copied && (touch /in/g 2>/dev/null || echo ro > /ro)\n\
+             RUN --mount=type=bind,from=data,source=/d,target=/in,rw echo changed > /in/f && cat /in/f > /rw\n\
+             RUN --mount=type=bind,from=data,source=/d,target=/in cat /in/f > /after\n\
+             RUN --mount=type=bind,source=files,target=/ctx cat /ctx/hello > /hello\n",
+            0o644,
+        ),
+        ("files/hello", "from the context\n", 0o644),
+    ]);
+    let (_, out) = build_local(&s, &bc, ctx.path(), &[]);
+    let t = dir_tree(out.path());
+    assert_eq!(file(&t, "tmpfs"), "1\n");
+    assert_eq!(file(&t, "copied"), "from-stage\n");
+    assert_eq!(file(&t, "ro"), "ro\n");
+    assert_eq!(file(&t, "rw"), "changed\n");
+    // rw writes were discarded.
+    assert_eq!(file(&t, "after"), "from-stage\n");
+    assert_eq!(file(&t, "hello"), "from the context\n");
+    for gone in ["scratch", "in", "ctx", "d"] {
+        assert!(!t.contains_key(gone), "{gone} reached the image");
+    }
+}
+
+#[test]
+fn secrets_reach_the_step_and_nothing_else() {
+    let Some((s, bc)) = setup() else { return };
+    let secret = "s3cr3t-7f1e9c2a-do-not-leak";
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("token");
+    std::fs::write(&src, secret).unwrap();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /len && stat -c '%a %u' /run/secrets/token > /perm\n\
+         RUN --mount=type=secret,id=token,env=TOKEN,uid=1000 sh -c 'echo ${#TOKEN}' > /envlen\n\
+         RUN --mount=type=secret,id=absent echo optional > /optional\n",
+        0o644,
+    )]);
+    let oci = tempfile::tempdir().unwrap();
+    let (b, out) = build_local(
+        &s,
+        &bc,
+        ctx.path(),
+        &[
+            "--secret",
+            &format!("id=token,src={}", src.display()),
+            "-o",
+            &format!("type=oci,dest={},tar=false", oci.path().display()),
+        ],
+    );
+    let t = dir_tree(out.path());
+    assert_eq!(file(&t, "len").trim(), secret.len().to_string());
+    assert_eq!(file(&t, "perm"), "400 0\n");
+    assert_eq!(file(&t, "envlen").trim(), secret.len().to_string());
+    assert_eq!(file(&t, "optional"), "optional\n");
+    assert!(
+        !t.contains_key("run"),
+        "the secret's mount point reached the image"
+    );
+    // Not in any file of the store (layers, blobs, cache records), the image or the
+    // progress.
+    for root in [s.root(), oci.path(), out.path()] {
+        for p in walk(root) {
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "the secret is in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(!b.stderr.contains(secret));
+
+    // A required secret that was not given fails the step.
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=secret,id=missing,required cat /run/secrets/missing\n",
+        0o644,
+    )]);
+    let err = s.fails(&[
+        "build",
+        "--build-context",
+        &bc,
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains(
+            "secret \"missing\" is required but was not given (pass --secret id=missing,src=PATH)"
+        ),
+        "{err}"
+    );
+}
