@@ -7,8 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use strata_dockerfile::{lower, LowerOptions, NoImages};
 
-pub fn run(_args: &[String]) -> Result<()> {
-    frontend()
+pub fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        None | Some("frontend") => frontend(),
+        Some("buildkit") => crate::bench_buildkit::run(),
+        Some(other) => anyhow::bail!("unknown benchmark {other:?} (frontend, buildkit)"),
+    }
 }
 
 /// A Dockerfile of `n` instructions over 20 stages of 250, using every instruction kind,

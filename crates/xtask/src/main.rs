@@ -10,6 +10,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod bench_buildkit;
 mod example;
 mod system;
 
@@ -21,7 +22,7 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("example") => example::run(),
         Some("bench") => bench::run(&args[1..]),
-        _ => bail!("usage: cargo xtask <test|example|bench>\n  test     set up and run the whole test suite (add --no-fuzz to skip fuzzing)\n  example  build and run the bundled example\n  bench    print benchmark figures"),
+        _ => bail!("usage: cargo xtask <test|example|bench>\n  test     set up and run the whole test suite (add --no-fuzz to skip fuzzing)\n  example  build and run the bundled example\n  bench    print benchmark figures (bench [frontend|buildkit])"),
     }
 }
 

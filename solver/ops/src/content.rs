@@ -197,12 +197,13 @@ pub fn content_digest(
         exclude: exclude.as_ref(),
         keep_owner,
         cache,
-        h: &mut h,
+        pieces: Vec::new(),
+        files: Vec::new(),
     };
     for m in resolve_sources(src_root, ignore, c)? {
-        hasher.h.update(b"match\0");
-        hasher.h.update(m.rel.as_os_str().as_encoded_bytes());
-        hasher.h.update([0]);
+        hasher.put(b"match\0");
+        hasher.put(m.rel.as_os_str().as_encoded_bytes());
+        hasher.put([0]);
         let mut rel = m.rel.clone();
         let mut meta = std::fs::symlink_metadata(src_root.join(&rel)).map_err(|e| io(&rel, e))?;
         if meta.file_type().is_symlink() && c.follow_symlinks {
@@ -215,6 +216,7 @@ pub fn content_digest(
         }
         hasher.entry(&rel, &meta, &m.rel)?;
     }
+    hasher.finish(&mut h)?;
     Ok(Digest::from_hasher(h))
 }
 
@@ -231,32 +233,70 @@ struct TreeHasher<'a> {
     exclude: Option<&'a PatternMatcher>,
     keep_owner: bool,
     cache: &'a StatCache,
-    h: &'a mut Sha256,
+    pieces: Vec<Piece>,
+    /// Files whose contents are hashed later: (absolute path, relative path, metadata).
+    files: Vec<(PathBuf, PathBuf, Metadata)>,
+}
+
+/// The hashed stream: literal bytes, or the content hash of `files[i]`.
+enum Piece {
+    Bytes(Vec<u8>),
+    File(usize),
 }
 
 impl TreeHasher<'_> {
+    fn put(&mut self, bytes: impl AsRef<[u8]>) {
+        match self.pieces.last_mut() {
+            Some(Piece::Bytes(b)) => b.extend_from_slice(bytes.as_ref()),
+            _ => self.pieces.push(Piece::Bytes(bytes.as_ref().to_vec())),
+        }
+    }
+
+    /// Hashes the recorded files (in parallel, through the stat cache) and feeds
+    /// everything, in traversal order, to `h`.
+    fn finish(self, h: &mut Sha256) -> Result<(), CopyError> {
+        use rayon::prelude::*;
+        let cache = self.cache;
+        let hashes: Vec<Result<[u8; 32], CopyError>> = self
+            .files
+            .par_iter()
+            .map(|(abs, rel, meta)| cache.file_hash(abs, meta).map_err(|e| io(rel, e)))
+            .collect();
+        for p in self.pieces {
+            match p {
+                Piece::Bytes(b) => h.update(&b),
+                Piece::File(i) => h.update(hashes[i].as_ref().map_err(|e| CopyError::Io {
+                    path: self.files[i].1.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?),
+            }
+        }
+        Ok(())
+    }
+
     fn entry(&mut self, rel: &Path, meta: &Metadata, match_root: &Path) -> Result<(), CopyError> {
         let name = rel.strip_prefix(match_root).unwrap_or(rel);
-        self.h.update(name.as_os_str().as_encoded_bytes());
-        self.h.update([0]);
-        self.h.update((meta.mode()).to_le_bytes());
+        self.put(name.as_os_str().as_encoded_bytes());
+        self.put([0]);
+        self.put((meta.mode()).to_le_bytes());
         if self.keep_owner {
-            self.h.update(meta.uid().to_le_bytes());
-            self.h.update(meta.gid().to_le_bytes());
+            self.put(meta.uid().to_le_bytes());
+            self.put(meta.gid().to_le_bytes());
         }
         let ft = meta.file_type();
         if ft.is_symlink() {
             let t = std::fs::read_link(self.root.join(rel)).map_err(|e| io(rel, e))?;
-            self.h.update(b"l");
-            self.h.update(t.as_os_str().as_encoded_bytes());
+            self.put(b"l");
+            self.put(t.as_os_str().as_encoded_bytes());
         } else if ft.is_file() {
-            self.h.update(b"f");
-            self.h.update(meta.size().to_le_bytes());
-            let abs = self.root.join(rel);
-            let fh = self.cache.file_hash(&abs, meta).map_err(|e| io(rel, e))?;
-            self.h.update(fh);
+            self.put(b"f");
+            self.put(meta.size().to_le_bytes());
+            // Contents are hashed afterwards, in parallel; their place is kept here.
+            self.files
+                .push((self.root.join(rel), rel.to_path_buf(), meta.clone()));
+            self.pieces.push(Piece::File(self.files.len() - 1));
         } else if ft.is_dir() {
-            self.h.update(b"d");
+            self.put(b"d");
             let dir = self.root.join(rel);
             let mut names: Vec<_> = std::fs::read_dir(&dir)
                 .map_err(|e| io(rel, e))?
@@ -286,10 +326,10 @@ impl TreeHasher<'_> {
                 }
                 self.entry(&child, &m, match_root)?;
             }
-            self.h.update(b"/d");
+            self.put(b"/d");
         } else {
-            self.h.update(b"s");
-            self.h.update(meta.rdev().to_le_bytes());
+            self.put(b"s");
+            self.put(meta.rdev().to_le_bytes());
         }
         Ok(())
     }

@@ -1,0 +1,347 @@
+//! `cargo xtask bench buildkit`: strata beside BuildKit (Docker's builder, started here
+//! with `dockerd --bridge=none --iptables=false`) on a generated context of 30,000
+//! files of 1–8 KiB plus 4 × 256 MiB: cold build, no-op rebuild, one small file changed;
+//! strata's peak RSS; then export compression throughput against `pigz -p2` and
+//! `zstd -T2` on the same bytes. Prints figures and ratios; asserts nothing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::system::{self, root};
+
+const SMALL_FILES: usize = 30_000;
+const BIG_FILES: usize = 4;
+const BIG_SIZE: usize = 256 << 20;
+
+pub fn run() -> Result<()> {
+    system::ensure_packages(&["docker.io", "pigz", "zstd"])?;
+    system::run("cargo", &["build", "--release", "-p", "strata"])?;
+    let work = root().join("target/bench-buildkit");
+    let ctx = work.join("ctx");
+    if !ctx.join("big-3.bin").exists() {
+        eprintln!("generating the context in {} …", ctx.display());
+        generate(&ctx)?;
+    }
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /ctx/\n")?;
+    let small = ctx.join("src/d000/f00000.txt");
+    let strata = root().join("target/release/strata");
+
+    // strata
+    let sroot = work.join("strata-root");
+    let _ = std::fs::remove_dir_all(&sroot);
+    let s_build = || -> Result<(Duration, u64)> {
+        timed_rss(
+            Command::new(&strata)
+                .arg("--root")
+                .arg(&sroot)
+                .args(["build", "--progress", "quiet", "-t", "bench:latest"])
+                .arg(&ctx),
+        )
+    };
+    drop_caches();
+    let (s_cold, rss_cold) = s_build()?;
+    let (s_noop, rss_noop) = s_build()?;
+    touch_content(&small, "strata")?;
+    let (s_one, rss_one) = s_build()?;
+    println!(
+        "strata: cold {:.2}s, no-op {:.2}s, one file changed {:.2}s",
+        s_cold.as_secs_f64(),
+        s_noop.as_secs_f64(),
+        s_one.as_secs_f64()
+    );
+
+    // BuildKit
+    let docker = Dockerd::start(&work.join("docker"))?;
+    let d_build = || -> Result<Duration> {
+        let t = Instant::now();
+        let st = docker
+            .cmd()
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--network=host", "-q", "-t", "bench:latest"])
+            .arg(&ctx)
+            .stdout(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("docker build failed");
+        }
+        Ok(t.elapsed())
+    };
+    drop_caches();
+    let b_cold = d_build()?;
+    let b_noop = d_build()?;
+    touch_content(&small, "buildkit")?;
+    let b_one = d_build()?;
+    drop(docker);
+
+    println!("\nbuild of FROM scratch + COPY . /ctx/ ({SMALL_FILES} files of 1-8 KiB + {BIG_FILES} x 256 MiB)");
+    println!(
+        "{:<22} {:>10} {:>10} {:>8} {:>8}",
+        "", "strata", "BuildKit", "ratio", "target"
+    );
+    for (name, s, b, target) in [
+        ("cold", s_cold, b_cold, 0.25),
+        ("no-op rebuild", s_noop, b_noop, 0.25),
+        ("one file changed", s_one, b_one, 0.10),
+    ] {
+        println!(
+            "{name:<22} {:>9.2}s {:>9.2}s {:>7.3}x {:>7.2}x",
+            s.as_secs_f64(),
+            b.as_secs_f64(),
+            s.as_secs_f64() / b.as_secs_f64(),
+            target
+        );
+    }
+    println!(
+        "strata peak RSS: cold {} MiB, no-op {} MiB, one file {} MiB (target <= 150 MiB)",
+        rss_cold / 1024,
+        rss_noop / 1024,
+        rss_one / 1024
+    );
+
+    compression(&strata, &sroot, &ctx, &work)?;
+    Ok(())
+}
+
+/// Deterministic content: xorshift bytes (incompressible big files, text-ish small ones).
+fn generate(ctx: &Path) -> Result<()> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..SMALL_FILES {
+        let dir = ctx.join(format!("src/d{:03}", i / 100));
+        std::fs::create_dir_all(&dir)?;
+        let len = 1024 + (next() % 7168) as usize;
+        let mut s = String::with_capacity(len);
+        while s.len() < len {
+            s.push_str(&format!("{:016x} line of file {i}\n", next()));
+        }
+        s.truncate(len);
+        std::fs::write(dir.join(format!("f{i:05}.txt")), s)?;
+    }
+    for b in 0..BIG_FILES {
+        let mut f = std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(ctx.join(format!("big-{b}.bin")))?,
+        );
+        for _ in 0..BIG_SIZE / 8 {
+            f.write_all(&next().to_le_bytes())?;
+        }
+        f.flush()?;
+    }
+    Ok(())
+}
+
+fn touch_content(p: &Path, tag: &str) -> Result<()> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    std::fs::write(p, format!("changed by {tag} at {nanos}\n"))?;
+    Ok(())
+}
+
+/// Cold means cold: page cache dropped (root only; ignored otherwise).
+fn drop_caches() {
+    let _ = Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+/// Wall time and peak RSS (KiB) of a command, through GNU time.
+fn timed_rss(cmd: &mut Command) -> Result<(Duration, u64)> {
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let t = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("RSS %M")
+        .arg(prog)
+        .args(args)
+        .stdout(Stdio::null())
+        .output()?;
+    let elapsed = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("strata failed: {err}");
+    }
+    let rss = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("RSS "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Ok((elapsed, rss))
+}
+
+/// Export throughput: strata writing an OCI archive of the cached image (gzip, then
+/// zstd) against pigz -p2 / zstd -T2 compressing the same layer tar.
+fn compression(strata: &Path, sroot: &Path, ctx: &Path, work: &Path) -> Result<()> {
+    let tar = work.join("layer.tar");
+    let st = Command::new(strata)
+        .arg("--root")
+        .arg(sroot)
+        .args(["build", "--progress", "quiet", "-o"])
+        .arg(format!("type=tar,dest={}", tar.display()))
+        .arg(ctx)
+        .stdout(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("strata -o type=tar failed");
+    }
+    let bytes = std::fs::metadata(&tar)?.len() as f64;
+    let mb = |d: Duration| bytes / d.as_secs_f64() / 1e6;
+    let shell = |c: &str| -> Result<Duration> {
+        let t = Instant::now();
+        let s = Command::new("sh").arg("-c").arg(c).status()?;
+        if !s.success() {
+            bail!("{c} failed");
+        }
+        Ok(t.elapsed())
+    };
+    let pigz = shell(&format!("pigz -p2 -6 -c {} > /dev/null", tar.display()))?;
+    let zstd = shell(&format!("zstd -q -T2 -3 -c {} > /dev/null", tar.display()))?;
+    let export = |compression: &str| -> Result<Duration> {
+        // A fresh root each time, so the compression memo cannot help.
+        let r = work.join(format!("export-root-{compression}"));
+        let _ = std::fs::remove_dir_all(&r);
+        let s = Command::new(strata)
+            .arg("--root")
+            .arg(&r)
+            .args(["build", "--progress", "quiet"])
+            .arg(ctx)
+            .stdout(Stdio::null())
+            .status()?;
+        if !s.success() {
+            bail!("warm-up build failed");
+        }
+        let out = work.join(format!("out-{compression}.tar"));
+        let t = Instant::now();
+        let s = Command::new(strata)
+            .arg("--root")
+            .arg(&r)
+            .args(["build", "--progress", "quiet", "-o"])
+            .arg(format!(
+                "type=oci,dest={},compression={compression}",
+                out.display()
+            ))
+            .arg(ctx)
+            .stdout(Stdio::null())
+            .status()?;
+        if !s.success() {
+            bail!("export failed");
+        }
+        let d = t.elapsed();
+        let _ = std::fs::remove_dir_all(&r);
+        Ok(d)
+    };
+    let s_gzip = export("gzip")?;
+    let s_zstd = export("zstd")?;
+    println!(
+        "\nexport of the {:.0} MB layer to an OCI tar (cache warm, nothing memoised)",
+        bytes / 1e6
+    );
+    println!(
+        "  gzip: strata {:.0} MB/s, pigz -p2 {:.0} MB/s, ratio {:.2}x (target >= 0.75x)",
+        mb(s_gzip),
+        mb(pigz),
+        pigz.as_secs_f64() / s_gzip.as_secs_f64()
+    );
+    println!(
+        "  zstd: strata {:.0} MB/s, zstd -T2 {:.0} MB/s, ratio {:.2}x (target >= 0.80x)",
+        mb(s_zstd),
+        mb(zstd),
+        zstd.as_secs_f64() / s_zstd.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A throwaway dockerd on a private socket; killed (by PID) when dropped.
+struct Dockerd {
+    child: Child,
+    sock: PathBuf,
+    dir: PathBuf,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> Result<Dockerd> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let sock = dir.join("docker.sock");
+        let child = Command::new("dockerd")
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--storage-driver=overlay2",
+            ])
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("dockerd.log"))?)
+            .spawn()
+            .context("starting dockerd")?;
+        let d = Dockerd {
+            child,
+            sock,
+            dir: dir.to_path_buf(),
+        };
+        for _ in 0..300 {
+            if d.cmd()
+                .arg("info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+            {
+                return Ok(d);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "dockerd did not start; see {}",
+            dir.join("dockerd.log").display()
+        )
+    }
+
+    fn cmd(&self) -> Command {
+        // Debian's docker.io client (20.10) has BuildKit built in; a newer client on the
+        // PATH may insist on the buildx plugin.
+        let client = if Path::new("/usr/bin/docker").exists() {
+            "/usr/bin/docker"
+        } else {
+            "docker"
+        };
+        let mut c = Command::new(client);
+        c.arg("-H").arg(format!("unix://{}", self.sock.display()));
+        c
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "grep -o ' {}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l",
+                self.dir.display()
+            ))
+            .status();
+    }
+}
