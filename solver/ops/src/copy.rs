@@ -200,6 +200,7 @@ pub fn copy(env: &CopyEnv<'_>, c: &Copy) -> Result<u64, CopyError> {
         links: HashMap::new(),
         count: 0,
         exclude: exclude.as_ref(),
+        fixups: Vec::new(),
     };
     for m in &matches {
         let src_path = env.src_root.join(&m.rel);
@@ -219,9 +220,8 @@ pub fn copy(env: &CopyEnv<'_>, c: &Copy) -> Result<u64, CopyError> {
             dest_rel.clone()
         };
         if c.parents {
-            if let Some(parent) = base_target.parent() {
-                w.ensure_dir_chain(parent)?;
-            }
+            w.ensure_dir_chain(&dest_rel)?;
+            w.ensure_kept_dirs(&dest_rel, m, meta.is_dir())?;
         }
         if meta.is_dir() {
             let target = base_target;
@@ -256,6 +256,10 @@ pub fn copy(env: &CopyEnv<'_>, c: &Copy) -> Result<u64, CopyError> {
             w.copy_entry(&src_real, &meta, &target)?;
         }
     }
+    // Directories made before their contents get their mtimes back.
+    for (path, attrs) in w.fixups.iter().rev() {
+        apply_attrs(path, attrs, false).map_err(io(path))?;
+    }
     Ok(w.count)
 }
 
@@ -266,6 +270,9 @@ struct Writer<'a> {
     links: HashMap<(u64, u64), PathBuf>,
     count: u64,
     exclude: Option<&'a PatternMatcher>,
+    /// Directories created with their final attributes before their contents were
+    /// written, re-applied at the end (writing into a directory changes its mtime).
+    fixups: Vec<(PathBuf, Attrs)>,
 }
 
 impl Writer<'_> {
@@ -308,6 +315,53 @@ impl Writer<'_> {
             };
             std::fs::create_dir(&in_diff).map_err(io(&in_diff))?;
             apply_attrs(&in_diff, &attrs, false).map_err(io(&in_diff))?;
+        }
+        Ok(())
+    }
+
+    /// `--parents`: the directories of the kept path (`a/b` of `a/b/file`, all of `a/b`
+    /// when the match is a directory) are made from the source's, with their mode and
+    /// owner (and `--chown`/`--chmod`), as fsutil makes an included path and its parents;
+    /// directories that already exist stay as they are.
+    fn ensure_kept_dirs(
+        &mut self,
+        dest_rel: &Path,
+        m: &Match,
+        match_is_dir: bool,
+    ) -> Result<(), CopyError> {
+        let kept_dirs = if match_is_dir {
+            m.keep.as_path()
+        } else {
+            match m.keep.parent() {
+                Some(p) => p,
+                None => return Ok(()),
+            }
+        };
+        let skip = m.rel.components().count() - m.keep.components().count();
+        let prefix: PathBuf = m.rel.components().take(skip).collect();
+        let mut cur = PathBuf::new();
+        for comp in kept_dirs.components() {
+            cur.push(comp);
+            let target = dest_rel.join(&cur);
+            let in_diff = self.env.diff.join(&target);
+            if std::fs::symlink_metadata(&in_diff).is_ok()
+                || self.env.base_root.join(&target).exists()
+            {
+                self.ensure_dir_chain(&target)?;
+                continue;
+            }
+            let src = self.env.src_root.join(prefix.join(&cur));
+            let meta = std::fs::metadata(&src).map_err(io(&src))?;
+            let (uid, gid) = self.owner_for(&meta);
+            let attrs = Attrs {
+                uid,
+                gid,
+                mode: self.mode_for(&meta),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+            };
+            std::fs::create_dir(&in_diff).map_err(io(&in_diff))?;
+            apply_attrs(&in_diff, &attrs, false).map_err(io(&in_diff))?;
+            self.fixups.push((in_diff, attrs));
         }
         Ok(())
     }
@@ -363,10 +417,18 @@ impl Writer<'_> {
             }
             let target = dest.join(e.file_name());
             if ignored {
-                // An ignored directory may still hold re-included (`!`) paths.
+                // An ignored directory may still hold re-included (`!`) paths; it appears
+                // only as their parent, as in BuildKit (fsutil makes such parents lazily).
                 let reincludes = self.env.src_ignore.is_some_and(|m| m.has_exclusions());
                 if meta.is_dir() && reincludes {
+                    let out = self.env.diff.join(&target);
+                    let existed = std::fs::symlink_metadata(&out).is_ok();
+                    let before = self.count;
                     self.copy_dir(&rel, &meta, &target, match_root)?;
+                    if !existed && self.count == before + 1 {
+                        std::fs::remove_dir(&out).map_err(io(&out))?;
+                        self.count = before;
+                    }
                 }
                 continue;
             }

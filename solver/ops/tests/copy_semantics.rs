@@ -370,6 +370,67 @@ fn parents_keep_source_paths() {
 }
 
 #[test]
+fn an_ignored_directory_appears_only_as_the_parent_of_a_reincluded_path() {
+    // `!keep` makes the copy look inside ignored directories; one with nothing
+    // re-included must not appear at all (BuildKit: not created).
+    let got = run(Case {
+        ignore: &["x", "dir/sub", "!keep"],
+        ..case(c(&["."], "/all/"))
+    })
+    .unwrap();
+    assert!(!got.contains_key("all/x"), "{got:?}");
+    assert!(!got.contains_key("all/dir/sub"), "{got:?}");
+    assert!(got.contains_key("all/dir/a"));
+    let got = run(Case {
+        ignore: &["x", "!x/y/readme"],
+        ..case(c(&["."], "/all/"))
+    })
+    .unwrap();
+    assert_eq!(got["all/x/y/readme"], "f 644 0:0 r");
+    assert!(!got.contains_key("all/x/one.go"), "{got:?}");
+}
+
+#[test]
+fn parents_of_kept_paths_have_the_source_directories_metadata() {
+    let src = source();
+    std::fs::set_permissions(
+        src.path().join("dir/sub"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    let base = base();
+    let diff = tempfile::tempdir().unwrap();
+    let env = CopyEnv {
+        src_root: src.path(),
+        src_ignore: None,
+        from_context: true,
+        base_root: base.path(),
+        diff: diff.path(),
+        owner: None,
+        reuse: None,
+    };
+    let mut k = c(&["dir/sub/b"], "/p/");
+    k.parents = true;
+    copy(&env, &k).unwrap();
+    let mut k = c(&["dir/sub"], "/q/");
+    k.parents = true;
+    copy(&env, &k).unwrap();
+    let got = listing(diff.path());
+    assert!(got["p"].starts_with("d 755 0:0"), "{}", got["p"]);
+    assert!(
+        got["p/dir/sub"].starts_with("d 750 0:0"),
+        "{}",
+        got["p/dir/sub"]
+    );
+    assert!(
+        got["q/dir/sub"].starts_with("d 750 0:0"),
+        "{}",
+        got["q/dir/sub"]
+    );
+    assert_eq!(got["q/dir/sub/b"], "f 640 0:0 b");
+}
+
+#[test]
 fn add_extracts_archives_and_refuses_hostile_ones() {
     let mut k = c(&["archive.tar.gz"], "/un/");
     k.unpack = true;
