@@ -15,23 +15,31 @@ pub fn run() -> Result<()> {
     busybox_layout(&layout)?;
     system::run("cargo", &["build", "--release", "-p", "strata"])?;
     let strata = root().join("target/release/strata");
-    let bc = format!("busybox=oci-layout://{}:latest", layout.display());
     let strata = strata.to_str().unwrap();
+    let bc = format!("busybox=oci-layout://{}:latest", layout.display());
+    let rootfs = root().join("target/example/rootfs");
+    let _ = std::fs::remove_dir_all(&rootfs);
+    // Into the default store (/var/lib/strata as root), plus the root filesystem.
+    system::run(strata, &["build", "--check", "--build-context", &bc, "testdata/example"])?;
     system::run(
         strata,
         &[
             "build",
-            "--check",
+            "--progress",
+            "plain",
             "--build-context",
             &bc,
+            "-t",
+            "strata-example:latest",
+            "-o",
+            &format!("type=local,dest={}", rootfs.display()),
             "testdata/example",
         ],
     )?;
-    system::run(
-        strata,
-        &["debug", "graph", "--build-context", &bc, "testdata/example"],
-    )?;
-    eprintln!("\nThe example lowers cleanly against the local busybox image; running builds arrives with the solver (issue #3) and RUN (issue #4).");
+    system::run(strata, &["images"])?;
+    system::run(strata, &["image", "history", "strata-example:latest"])?;
+    let out = std::fs::read_to_string(rootfs.join("srv/out.txt")).context("the example's /srv/out.txt")?;
+    println!("\nThe image's CMD prints /srv/out.txt, which the build produced:\n{out}");
     Ok(())
 }
 
