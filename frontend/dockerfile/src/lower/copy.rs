@@ -76,15 +76,7 @@ impl Lowering<'_> {
             dest_abs = format!("{}/", dest_abs.trim_end_matches('/'));
         }
         let chown = match chown {
-            Some(c)
-                if c.is_empty()
-                    || c.starts_with(':')
-                    || c.ends_with(':')
-                    || c.matches(':').count() > 1 =>
-            {
-                return Err(err(LowerErrorKind::Chown(c)))
-            }
-            Some(c) => Some(parse_chown_lenient(&c)),
+            Some(c) => Some(parse_copy_chown(&c).ok_or_else(|| err(LowerErrorKind::Chown(c)))?),
             None => None,
         };
         let chmod = chmod
@@ -338,13 +330,13 @@ fn split_git(url: &str) -> (String, Option<String>, Option<String>) {
     }
 }
 
-/// The last path segment of a URL, or `index.html` like Docker's fallback.
+/// The last path segment of a URL, or `__unnamed__` as BuildKit names a URL without one.
 fn url_filename(url: &str) -> String {
     let no_query = url.split(['?', '#']).next().unwrap_or(url);
     let path = no_query.splitn(4, '/').nth(3).unwrap_or("");
     path.rsplit('/')
         .find(|s| !s.is_empty())
-        .unwrap_or("index.html")
+        .unwrap_or("__unnamed__")
         .to_string()
 }
 
@@ -366,9 +358,47 @@ fn parse_chmod(s: &str) -> Option<Chmod> {
     ok.then(|| Chmod::Symbolic(s.to_string()))
 }
 
+/// `--chown=user[:group]`. As BuildKit, `:group` leaves the user root and `user:` is
+/// `user` (an empty name resolves to nothing); empty values and more than one `:` are
+/// refused.
+fn parse_copy_chown(spec: &str) -> Option<Chown> {
+    if spec.matches(':').count() > 1 {
+        return None;
+    }
+    let spec = spec.strip_suffix(':').unwrap_or(spec);
+    match spec.strip_prefix(':') {
+        Some("") => None,
+        Some(group) => Some(Chown {
+            user: IdOrName::Id(0),
+            group: Some(parse_chown_lenient(group).user),
+        }),
+        None if spec.is_empty() => None,
+        None => Some(parse_chown_lenient(spec)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chown_forms() {
+        let id = |n| IdOrName::Id(n);
+        let name = |s: &str| IdOrName::Name(s.into());
+        let chown = |user, group| Some(Chown { user, group });
+        assert_eq!(parse_copy_chown("1:2"), chown(id(1), Some(id(2))));
+        assert_eq!(parse_copy_chown("app"), chown(name("app"), None));
+        assert_eq!(
+            parse_copy_chown("app:staff"),
+            chown(name("app"), Some(name("staff")))
+        );
+        assert_eq!(parse_copy_chown(":staff"), chown(id(0), Some(name("staff"))));
+        assert_eq!(parse_copy_chown(":50"), chown(id(0), Some(id(50))));
+        assert_eq!(parse_copy_chown("app:"), chown(name("app"), None));
+        for bad in ["", ":", "a:b:c", "::"] {
+            assert_eq!(parse_copy_chown(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn chmod_forms() {
@@ -401,6 +431,6 @@ mod tests {
             url_filename("https://example.com/a/b.tar.gz?x=1"),
             "b.tar.gz"
         );
-        assert_eq!(url_filename("https://example.com/"), "index.html");
+        assert_eq!(url_filename("https://example.com/"), "__unnamed__");
     }
 }
