@@ -3,7 +3,9 @@
 //! `--exclude`, `--checksum`, `--keep-git-dir`, `--unpack`.
 
 use strata_digest::Digest;
-use strata_graph::{Chmod, Copy, FileAction, FileOp, Input, Merge, Op, Source, VertexMeta};
+use strata_graph::{
+    Chmod, Chown, Copy, FileAction, FileOp, IdOrName, Input, Merge, Op, Source, VertexMeta,
+};
 use strata_instructions::lint;
 use strata_instructions::{AddCopy, Instruction};
 use strata_patternmatcher::PatternMatcher;
@@ -392,7 +394,10 @@ mod tests {
             parse_copy_chown("app:staff"),
             chown(name("app"), Some(name("staff")))
         );
-        assert_eq!(parse_copy_chown(":staff"), chown(id(0), Some(name("staff"))));
+        assert_eq!(
+            parse_copy_chown(":staff"),
+            chown(id(0), Some(name("staff")))
+        );
         assert_eq!(parse_copy_chown(":50"), chown(id(0), Some(id(50))));
         assert_eq!(parse_copy_chown("app:"), chown(name("app"), None));
         for bad in ["", ":", "a:b:c", "::"] {
