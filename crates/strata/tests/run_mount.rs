@@ -178,3 +178,30 @@ fn secrets_reach_the_step_and_nothing_else() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bind_of_the_context_is_cached_by_what_it_exposes() {
+    let Some((s, bc)) = setup() else { return };
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=bind,source=src,target=/src cat /src/a > /a\n",
+            0o644,
+        ),
+        ("src/a", "one\n", 0o644),
+        ("other", "not mounted\n", 0o644),
+    ]);
+    let runs = |b: &Build| b.executed().iter().filter(|n| n.contains("] RUN ")).count();
+    let (b1, out1) = build_local(&s, &bc, ctx.path(), &[]);
+    assert_eq!(runs(&b1), 1);
+    assert_eq!(file(&dir_tree(out1.path()), "a"), "one\n");
+    // A file outside the mounted source changes nothing.
+    write(ctx.path(), "other", "changed\n");
+    let (b2, _) = build_local(&s, &bc, ctx.path(), &[]);
+    assert_eq!(runs(&b2), 0, "{:?}", b2.executed());
+    // A file the mount exposes does.
+    write(ctx.path(), "src/a", "two\n");
+    let (b3, out3) = build_local(&s, &bc, ctx.path(), &[]);
+    assert_eq!(runs(&b3), 1, "{:?}", b3.executed());
+    assert_eq!(file(&dir_tree(out3.path()), "a"), "two\n");
+}
