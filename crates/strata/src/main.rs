@@ -12,6 +12,7 @@ mod export;
 mod outputs;
 mod progress;
 mod resolver;
+mod stdout;
 mod store;
 
 use std::process::ExitCode;

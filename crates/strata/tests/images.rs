@@ -345,3 +345,25 @@ fn busybox_from_an_oci_layout_context_with_named_owners() {
     );
     assert_eq!(inspect["Config"]["config"]["WorkingDir"], "/home/app");
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    // `strata image inspect NAME | head -c1`: the reader is gone before strata writes.
+    let s = Strata::new();
+    let (_ctx, _) = tagged(&s, "piped");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = s
+        .cmd()
+        .args(["image", "inspect", "piped"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(141),
+        "the status SIGPIPE gives\n{err}"
+    );
+}

@@ -14,6 +14,7 @@ use crate::cli::{BuildArgs, Entitlement};
 use crate::context::Definition;
 use crate::diagnostics::{self, Usage};
 use crate::outputs::{self, CompressionSpec, OutputSpec};
+use crate::stdout::outln;
 use crate::{export, progress, store};
 
 pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
@@ -208,7 +209,7 @@ fn check(def: &Definition, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     let lowered = def.lower(true, store::open_existing(root))?;
     let file = def.display_name();
     for w in &lowered.warnings {
-        println!("{file}:{}: {}: {}", w.span.start, w.rule.name, w.message);
+        outln!("{file}:{}: {}: {}", w.span.start, w.rule.name, w.message);
     }
     for a in &lowered.unused_build_args {
         eprintln!("warning: build-arg {a:?} was not consumed by any stage");

@@ -6,6 +6,7 @@ use strata_graph::DumpFormat;
 
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::context::Definition;
+use crate::stdout::out;
 
 pub fn graph(args: GraphArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     let def = Definition::load(&args.def)?;
@@ -22,7 +23,7 @@ pub fn graph(args: GraphArgs, root: Option<&std::path::PathBuf>) -> anyhow::Resu
         GraphFormat::Json => DumpFormat::Json,
         GraphFormat::Dot => DumpFormat::Dot,
     };
-    print!(
+    out!(
         "{}",
         lowered.graph.dump(Some(lowered.target.vertex), format)
     );

@@ -14,6 +14,7 @@ use strata_store::Store;
 use crate::cli::ImageCommand;
 use crate::diagnostics::Usage;
 use crate::progress::plain::human;
+use crate::stdout::outln;
 use crate::{export, store};
 
 pub fn run(cmd: ImageCommand, root: Option<&std::path::PathBuf>) -> anyhow::Result<ExitCode> {
@@ -25,7 +26,7 @@ pub fn run(cmd: ImageCommand, root: Option<&std::path::PathBuf>) -> anyhow::Resu
             for n in names {
                 let full = full_name(&n)?;
                 if store.remove_image(&full)? {
-                    println!("Untagged: {n}");
+                    outln!("Untagged: {n}");
                 } else {
                     eprintln!("error: no such image: {n}");
                     failed = true;
@@ -46,7 +47,7 @@ pub fn run(cmd: ImageCommand, root: Option<&std::path::PathBuf>) -> anyhow::Resu
                 "Manifest": manifest,
                 "Config": config,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            outln!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::History { name, no_trunc } => history(&store, &name, no_trunc),
@@ -62,9 +63,12 @@ fn full_name(n: &str) -> anyhow::Result<String> {
 }
 
 pub fn list(store: &Store) -> anyhow::Result<ExitCode> {
-    println!(
+    outln!(
         "{:<40} {:<16} {:<14} {:<16} SIZE",
-        "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED"
     );
     for (name, rec) in store.images()? {
         let r = Reference::parse(&name).ok();
@@ -85,7 +89,7 @@ pub fn list(store: &Store) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(ago)
             .unwrap_or_else(|| "N/A".into());
-        println!(
+        outln!(
             "{:<40} {:<16} {:<14} {:<16} {}",
             repo,
             tag,
@@ -151,9 +155,12 @@ fn load_image(
 
 fn history(store: &Store, name: &str, no_trunc: bool) -> anyhow::Result<ExitCode> {
     let (_, _, manifest, config) = load_image(store, name)?;
-    println!(
+    outln!(
         "{:<14} {:<16} {:<50} {:>10}  COMMENT",
-        "IMAGE", "CREATED", "CREATED BY", "SIZE"
+        "IMAGE",
+        "CREATED",
+        "CREATED BY",
+        "SIZE"
     );
     let mut layers = manifest.layers.iter().rev();
     let id = config_id(store, &manifest);
@@ -179,7 +186,7 @@ fn history(store: &Store, name: &str, no_trunc: bool) -> anyhow::Result<ExitCode
             .as_deref()
             .map(ago)
             .unwrap_or_else(|| "N/A".into());
-        println!(
+        outln!(
             "{:<14} {:<16} {:<50} {:>10}  {}",
             img,
             created,
@@ -237,7 +244,7 @@ fn import(store: &Store, tarball: &Path, name: &str) -> anyhow::Result<ExitCode>
     };
     let image = export::build_image(store, &layers, &chain, config, &opts)?;
     export::tag(store, &full, &image)?;
-    println!("{}", image.config.digest);
+    outln!("{}", image.config.digest);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -308,7 +315,7 @@ fn load(store: &Store, input: &Path, tag: Option<&str>) -> anyhow::Result<ExitCo
                 platform: format!("{}/{}", cfg.os, cfg.architecture),
             },
         )?;
-        println!("Loaded image: {name}");
+        outln!("Loaded image: {name}");
         loaded += 1;
     }
     if loaded == 0 {
