@@ -58,7 +58,8 @@ pub enum ImageCommand {
         /// The name to give it.
         name: String,
     },
-    /// Load images from an OCI archive (`docker save`/`type=oci` output) or OCI layout.
+    /// Load images from an OCI archive (`type=oci` output), a `docker save` archive (any
+    /// Docker version) or an OCI layout.
     Load {
         /// An OCI archive (tar) or an OCI layout directory.
         #[arg(short = 'i', long = "input")]

@@ -273,6 +273,28 @@ fn docker_archive_loads_into_dockerd() {
         &dockerd.exported_tree("sample:v3"),
         &expected(),
     );
+
+    // And back: `docker save` (20.10 writes the legacy format, no index.json) loads into
+    // a fresh store as the same image, usable as a base.
+    let saved = out.path().join("saved.tar");
+    dockerd.ok(&["save", "-o", &arg(&saved), "sample:v3"]);
+    let back = Strata::new();
+    let loaded = String::from_utf8(back.ok(&["image", "load", "-i", &arg(&saved)]).stdout).unwrap();
+    assert_eq!(loaded.trim(), "Loaded image: sample:v3");
+    let again: Value =
+        serde_json::from_slice(&back.ok(&["image", "inspect", "sample:v3"]).stdout).unwrap();
+    assert_eq!(again["Id"], inspect["Id"]);
+    let ctx2 = context(&[("Dockerfile", "FROM sample:v3\nENV MORE=1\n", 0o644)]);
+    let rootfs = out.path().join("from-saved");
+    back.build(
+        ctx2.path(),
+        &["-o", &format!("type=local,dest={}", arg(&rootfs))],
+    );
+    assert_tree(
+        "FROM a docker save archive",
+        &dir_tree(&rootfs),
+        &expected(),
+    );
 }
 
 #[test]

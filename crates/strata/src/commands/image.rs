@@ -315,7 +315,11 @@ fn load(store: &Store, input: &Path, tag: Option<&str>) -> anyhow::Result<ExitCo
                 platform: format!("{}/{}", cfg.os, cfg.architecture),
             },
         )?;
-        outln!("Loaded image: {name}");
+        // As `docker load` prints it: `app:1`, not `docker.io/library/app:1`.
+        let shown = Reference::parse(&full)
+            .map(|r| r.familiar())
+            .unwrap_or(full);
+        outln!("Loaded image: {shown}");
         loaded += 1;
     }
     if loaded == 0 {
@@ -347,6 +351,9 @@ fn load_archive(store: &Store, input: &Path) -> anyhow::Result<ImageIndex> {
     let f = fs_err::File::open(input)?;
     let mut archive = tar::Archive::new(decompress(std::io::BufReader::with_capacity(1 << 20, f))?);
     let mut index = None;
+    // A `docker save` archive without index.json: its manifest.json and the files it names.
+    let mut docker_manifest = None;
+    let mut docker_files = std::collections::HashMap::new();
     for entry in archive
         .entries()
         .with_context(|| format!("reading {}", input.display()))?
@@ -375,9 +382,26 @@ fn load_archive(store: &Store, input: &Path) -> anyhow::Result<ImageIndex> {
             store
                 .write_blob(&mut entry, Some(&d))
                 .with_context(|| format!("{}: blob {d}", input.display()))?;
+        } else if path == "manifest.json" {
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf)?;
+            docker_manifest = Some(buf);
+        } else if super::docker_save::is_blob_file(&path) {
+            let blob = store
+                .write_blob(&mut entry, None)
+                .with_context(|| format!("{}: {path}", input.display()))?;
+            docker_files.insert(path, blob);
         }
     }
-    index.ok_or_else(|| anyhow::anyhow!("{}: not an OCI archive (no index.json)", input.display()))
+    match (index, docker_manifest) {
+        (Some(index), _) => Ok(index),
+        (None, Some(m)) => super::docker_save::index(store, &m, &docker_files)
+            .with_context(|| format!("{}: a docker save archive", input.display())),
+        (None, None) => bail!(
+            "{}: neither an OCI archive (index.json) nor a docker save archive (manifest.json)",
+            input.display()
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod build;
 mod debug;
+mod docker_save;
 mod image;
 
 use std::process::ExitCode;
