@@ -13,23 +13,29 @@ pub enum OutputSpec {
         dest: PathBuf,
         tar: bool,
         name: Option<String>,
+        compression: CompressionSpec,
     },
     /// `type=docker,dest=FILE.tar`: loads with `docker load`.
-    Docker { dest: PathBuf, name: Option<String> },
+    Docker {
+        dest: PathBuf,
+        name: Option<String>,
+        compression: CompressionSpec,
+    },
     /// `type=local,dest=DIR`: the final root filesystem.
     Local { dest: PathBuf },
     /// `type=tar,dest=FILE`: the final root filesystem as a tar.
     Tar { dest: PathBuf },
 }
 
-/// Layer compression from `compression=`/`compression-level=` of any output.
+/// Layer compression from an output's `compression=`/`compression-level=` (each output
+/// its own, as in buildx; the local store keeps layers uncompressed whatever is asked).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CompressionSpec {
     pub algorithm: Option<String>,
     pub level: Option<i32>,
 }
 
-pub fn parse(spec: &str, compression: &mut CompressionSpec) -> Result<OutputSpec, Usage> {
+pub fn parse(spec: &str) -> Result<OutputSpec, Usage> {
     let bad = |m: &str| Usage(format!("--output {spec:?}: {m}"));
     // `-o DIR` is `type=local,dest=DIR`.
     if !spec.contains('=') {
@@ -41,6 +47,7 @@ pub fn parse(spec: &str, compression: &mut CompressionSpec) -> Result<OutputSpec
     let mut dest = None;
     let mut tar = true;
     let mut name = None;
+    let mut compression = CompressionSpec::default();
     for field in spec.split(',') {
         let (k, v) = field
             .split_once('=')
@@ -79,10 +86,15 @@ pub fn parse(spec: &str, compression: &mut CompressionSpec) -> Result<OutputSpec
             dest: need_dest(dest)?,
             tar,
             name,
+            compression,
         }),
+        Some("docker") if compression.algorithm.as_deref() == Some("zstd") => Err(bad(
+            "`docker load` reads gzip or uncompressed layers, not zstd (use type=oci for zstd)",
+        )),
         Some("docker") => Ok(OutputSpec::Docker {
             dest: need_dest(dest)?,
             name,
+            compression,
         }),
         Some("local") => Ok(OutputSpec::Local {
             dest: need_dest(dest)?,
@@ -104,43 +116,50 @@ mod tests {
 
     #[test]
     fn buildx_syntax() {
-        let mut c = CompressionSpec::default();
+        let none = CompressionSpec::default();
         assert_eq!(
-            parse("type=oci,dest=out.tar", &mut c).unwrap(),
+            parse("type=oci,dest=out.tar").unwrap(),
             OutputSpec::Oci {
                 dest: "out.tar".into(),
                 tar: true,
-                name: None
+                name: None,
+                compression: none.clone(),
             }
         );
         assert_eq!(
-            parse("type=oci,dest=dir,tar=false", &mut c).unwrap(),
+            parse("type=oci,dest=dir,tar=false").unwrap(),
             OutputSpec::Oci {
                 dest: "dir".into(),
                 tar: false,
-                name: None
+                name: None,
+                compression: none.clone(),
             }
         );
         assert_eq!(
-            parse("out", &mut c).unwrap(),
+            parse("out").unwrap(),
             OutputSpec::Local { dest: "out".into() }
         );
         assert_eq!(
-            parse(
-                "type=docker,dest=a.tar,compression=zstd,compression-level=5",
-                &mut c
-            )
-            .unwrap(),
-            OutputSpec::Docker {
+            parse("type=oci,dest=a.tar,compression=zstd,compression-level=5").unwrap(),
+            OutputSpec::Oci {
                 dest: "a.tar".into(),
-                name: None
+                tar: true,
+                name: None,
+                compression: CompressionSpec {
+                    algorithm: Some("zstd".into()),
+                    level: Some(5)
+                },
             }
         );
         assert_eq!(
-            c,
-            CompressionSpec {
-                algorithm: Some("zstd".into()),
-                level: Some(5)
+            parse("type=docker,dest=a.tar,compression-level=9").unwrap(),
+            OutputSpec::Docker {
+                dest: "a.tar".into(),
+                name: None,
+                compression: CompressionSpec {
+                    algorithm: None,
+                    level: Some(9)
+                },
             }
         );
         for bad in [
@@ -149,11 +168,9 @@ mod tests {
             "dest=x",
             "type=oci,dest=x,tar=maybe",
             "type=local,dest=x,foo=1",
+            "type=docker,dest=x,compression=zstd",
         ] {
-            assert!(
-                parse(bad, &mut CompressionSpec::default()).is_err(),
-                "{bad}"
-            );
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -462,3 +462,73 @@ fn bad_output_names_fail_before_building() {
         "nothing was written"
     );
 }
+
+#[test]
+fn each_output_has_its_own_compression() {
+    let s = Strata::new();
+    let ctx = sample();
+    let out = tempfile::tempdir().unwrap();
+    let p = |n: &str| arg(out.path().join(n));
+    s.build(
+        ctx.path(),
+        &[
+            "-o",
+            &format!("type=oci,dest={},compression=zstd", p("zstd.tar")),
+            "-o",
+            &format!("type=oci,dest={},tar=false", p("gzip")),
+            "-o",
+            &format!(
+                "type=docker,dest={},compression=uncompressed",
+                p("docker.tar")
+            ),
+        ],
+    );
+    let zstd = untar(&out.path().join("zstd.tar"));
+    let docker = untar(&out.path().join("docker.tar"));
+    let gzip = out.path().join("gzip");
+    let layouts = [
+        (zstd.path(), "application/vnd.oci.image.layer.v1.tar+zstd"),
+        (
+            gzip.as_path(),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        ),
+        (
+            docker.path(),
+            "application/vnd.docker.image.rootfs.diff.tar",
+        ),
+    ];
+    let mut configs = Vec::new();
+    for (layout, media_type) in layouts {
+        let index = read_json(&layout.join("index.json"));
+        let manifest = layout_blob(layout, index["manifests"][0]["digest"].as_str().unwrap());
+        for l in manifest["layers"].as_array().unwrap() {
+            assert_eq!(l["mediaType"], media_type, "{}", layout.display());
+        }
+        configs.push(manifest["config"]["digest"].clone());
+    }
+    assert!(
+        configs.windows(2).all(|w| w[0] == w[1]),
+        "compression changes layers, not the image config: {configs:?}"
+    );
+    if let Some(skopeo) = Skopeo::find() {
+        // Reads every zstd blob back against its digest.
+        let copy = tempfile::tempdir().unwrap();
+        skopeo.copy(
+            &format!("oci-archive:{}", p("zstd.tar")),
+            &format!("dir:{}", copy.path().display()),
+        );
+    }
+
+    // docker load cannot read zstd: refused before anything is built.
+    let r = s.run(&[
+        "build",
+        "--progress",
+        "quiet",
+        "-o",
+        &format!("type=docker,dest={},compression=zstd", p("z-docker.tar")),
+        &arg(ctx.path()),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("zstd"));
+    assert!(!out.path().join("z-docker.tar").exists());
+}

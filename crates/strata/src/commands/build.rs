@@ -13,7 +13,7 @@ use strata_scheduler::CancellationToken;
 use crate::cli::{BuildArgs, Entitlement};
 use crate::context::Definition;
 use crate::diagnostics::{self, Usage};
-use crate::outputs::{self, CompressionSpec, OutputSpec};
+use crate::outputs::{self, OutputSpec};
 use crate::stdout::outln;
 use crate::{export, progress, store};
 
@@ -23,14 +23,20 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         return check(&def, root);
     }
     // Outputs are parsed before any work, so a typo fails fast.
-    let mut compression = CompressionSpec::default();
     let mut outs = Vec::new();
     for o in &args.outputs {
-        let out = outputs::parse(o, &mut compression)?;
-        if let OutputSpec::Oci { name: Some(n), .. } | OutputSpec::Docker { name: Some(n), .. } =
-            &out
+        let out = outputs::parse(o)?;
+        if let OutputSpec::Oci {
+            name, compression, ..
+        }
+        | OutputSpec::Docker {
+            name, compression, ..
+        } = &out
         {
-            strata_oci::Reference::parse(n).map_err(|e| Usage(format!("name={n:?}: {e}")))?;
+            if let Some(n) = name {
+                strata_oci::Reference::parse(n).map_err(|e| Usage(format!("name={n:?}: {e}")))?;
+            }
+            export::compression(compression).map_err(|e| Usage(format!("{o:?}: {e}")))?;
         }
         outs.push(out);
     }
@@ -52,7 +58,6 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
             n.clear();
         }
     }
-    let compression = export::compression(&compression).map_err(|e| Usage(e.to_string()))?;
 
     let store = store::open(root)?;
     let lowered = def.lower(false, Some(store.clone()))?;
@@ -119,7 +124,6 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
 
     let created = humantime_now();
     let image_opts = ImageOptions {
-        compression,
         source_date_epoch: args.source_date_epoch,
         created: Some(created),
         ..Default::default()
@@ -145,8 +149,16 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     for o in &outs {
         match o {
             OutputSpec::Image { .. } => {}
-            OutputSpec::Oci { dest, tar, name } => {
-                let image = build(&image_opts)?;
+            OutputSpec::Oci {
+                dest,
+                tar,
+                name,
+                compression,
+            } => {
+                let image = build(&ImageOptions {
+                    compression: export::compression(compression)?,
+                    ..image_opts.clone()
+                })?;
                 // As buildx: the output's `name=`, else every `-t`.
                 let refs = match name {
                     Some(n) => vec![strata_oci::Reference::parse(n)?],
@@ -158,9 +170,14 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
                 export::write_oci(dest, *tar, (&store, layers), &image, &refs)?;
                 reported = Some(image);
             }
-            OutputSpec::Docker { dest, name } => {
+            OutputSpec::Docker {
+                dest,
+                name,
+                compression,
+            } => {
                 let docker_opts = ImageOptions {
                     media: export::media(true),
+                    compression: export::compression(compression)?,
                     ..image_opts.clone()
                 };
                 let image = build(&docker_opts)?;
