@@ -248,3 +248,42 @@ fn no_cache_filter_reruns_only_that_stage() {
     );
     assert!(!ran.contains(ONE) && !ran.contains(TWO), "{ran:?}");
 }
+
+#[test]
+fn several_processes_share_a_store() {
+    // Six builds of two contexts at once on one store: all succeed, agree on the image,
+    // and leave a cache the next build uses entirely. No ordering is assumed.
+    let s = Strata::new();
+    let (a, b) = (ctx(), ctx());
+    write(b.path(), "c.txt", "c of b\n");
+    let children: Vec<_> = [&a, &b, &a, &b, &a, &b]
+        .iter()
+        .map(|c| {
+            s.cmd()
+                .args(["build", "--progress", "quiet", "--source-date-epoch", "0"])
+                .arg(c.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    assert!(ids[0] == ids[2] && ids[2] == ids[4], "{ids:?}");
+    assert!(ids[1] == ids[3] && ids[3] == ids[5], "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+    let again = s.build(a.path(), &["--source-date-epoch", "0"]);
+    assert!(again.executed().is_empty(), "{}", again.stderr);
+    assert_eq!(again.id, ids[0]);
+}
