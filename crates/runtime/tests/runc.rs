@@ -285,32 +285,6 @@ async fn cancelling_kills_the_container() {
     );
 }
 
-/// `cargo test -p strata-runtime --test runc -- --ignored --nocapture overhead`:
-/// the median time of `RUN true` through runc (bundle, spec, run, cleanup).
-#[tokio::test]
-#[ignore = "a measurement, not a check"]
-async fn overhead() {
-    let Some((tmp, rt)) = setup() else { return };
-    let root = tmp.path().join("rootfs");
-    let mut p = process("");
-    p.args = vec!["/bin/true".into()];
-    let mut times = Vec::new();
-    for _ in 0..30 {
-        let start = Instant::now();
-        let r = run(&rt, &root, &p, &[]).await;
-        assert_eq!(r.result.unwrap(), 0);
-        times.push(start.elapsed());
-    }
-    times.sort();
-    eprintln!(
-        "{}: per-run overhead median {:?}, min {:?}, max {:?}",
-        rt.name(),
-        times[times.len() / 2],
-        times[0],
-        times[times.len() - 1]
-    );
-}
-
 #[test]
 fn auto_prefers_crun_and_says_why_it_falls_back() {
     if rustix::process::geteuid().is_root() && busybox().is_some() {
