@@ -717,7 +717,14 @@ impl Dockerd {
         std::fs::write(d.join("daemon.json"), "{}").unwrap();
         std::fs::create_dir_all(d.join("config")).unwrap();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        // Our own containerd namespaces, in case dockerd uses a system containerd (it does
+        // when one runs at the default socket) that a system dockerd shares.
+        let ns = d.file_name().unwrap().to_string_lossy().into_owned();
         let child = Command::new(dockerd)
+            .arg(format!("--containerd-namespace=strata-{ns}"))
+            .arg(format!(
+                "--containerd-plugins-namespace=strata-{ns}-plugins"
+            ))
             .arg("--bridge=none")
             .arg("--iptables=false")
             .arg("--ip6tables=false")
