@@ -121,33 +121,60 @@ impl Solver {
         let tmp = self.store.tmp_dir().to_path_buf();
         match op {
             GraphOp::Source(Source::Scratch) => Arc::new(ScratchRunner),
-            GraphOp::Source(Source::Image { reference, platform, digest }) => Arc::new(ImageRunner {
+            GraphOp::Source(Source::Image {
+                reference,
+                platform,
+                digest,
+            }) => Arc::new(ImageRunner {
                 store: self.store.clone(),
                 layers: self.layers.clone(),
                 reference: reference.clone(),
                 digest: *digest,
                 platform: platform.clone(),
             }),
-            GraphOp::Source(Source::OciLayout { path, digest: Some(digest), .. }) => Arc::new(LayoutRunner {
+            GraphOp::Source(Source::OciLayout {
+                path,
+                digest: Some(digest),
+                ..
+            }) => Arc::new(LayoutRunner {
                 store: self.store.clone(),
                 layers: self.layers.clone(),
                 path: PathBuf::from(path),
                 digest: *digest,
                 platform: strata_oci::Platform::host(),
             }),
-            GraphOp::Source(Source::OciLayout { path, .. }) => {
-                Arc::new(Unsupported(format!("OCI layout {path}: no image was resolved in it")))
-            }
-            GraphOp::Source(Source::Local { name, exclude, .. }) => match opts.local_dirs.get(name) {
-                Some(p) => Arc::new(LocalRunner { path: p.clone(), ignore: exclude.clone() }),
-                None => Arc::new(Unsupported(format!("no directory was given for the build context {name:?}"))),
+            GraphOp::Source(Source::OciLayout { path, .. }) => Arc::new(Unsupported(format!(
+                "OCI layout {path}: no image was resolved in it"
+            ))),
+            GraphOp::Source(Source::Local { name, exclude, .. }) => match opts.local_dirs.get(name)
+            {
+                Some(p) => Arc::new(LocalRunner {
+                    path: p.clone(),
+                    ignore: exclude.clone(),
+                }),
+                None => Arc::new(Unsupported(format!(
+                    "no directory was given for the build context {name:?}"
+                ))),
             },
-            GraphOp::Source(Source::Http { url, checksum, filename }) => Arc::new(crate::op::HttpRunner::new(
+            GraphOp::Source(Source::Http {
+                url,
+                checksum,
+                filename,
+            }) => Arc::new(crate::op::HttpRunner::new(
                 self.store.clone(),
                 self.layers.clone(),
-                crate::op::HttpSpec { url: url.clone(), checksum: *checksum, filename: filename.clone() },
+                crate::op::HttpSpec {
+                    url: url.clone(),
+                    checksum: *checksum,
+                    filename: filename.clone(),
+                },
             )),
-            GraphOp::Source(Source::Git { remote, reference, subdir, keep_git_dir }) => Arc::new(crate::op::GitRunner::new(
+            GraphOp::Source(Source::Git {
+                remote,
+                reference,
+                subdir,
+                keep_git_dir,
+            }) => Arc::new(crate::op::GitRunner::new(
                 self.store.clone(),
                 self.layers.clone(),
                 tmp,
