@@ -204,6 +204,9 @@ pub fn content_digest(
         hasher.put(b"match\0");
         hasher.put(m.rel.as_os_str().as_encoded_bytes());
         hasher.put([0]);
+        if c.parents {
+            hasher.kept_dirs(&m)?;
+        }
         let mut rel = m.rel.clone();
         let mut meta = std::fs::symlink_metadata(src_root.join(&rel)).map_err(|e| io(&rel, e))?;
         if meta.file_type().is_symlink() && c.follow_symlinks {
@@ -269,6 +272,29 @@ impl TreeHasher<'_> {
                     path: self.files[i].1.clone(),
                     source: std::io::Error::other(e.to_string()),
                 })?),
+            }
+        }
+        Ok(())
+    }
+
+    /// `--parents` makes the directories above a match (within the kept path) from the
+    /// source's, so their mode (and owner) are part of what the copy reads.
+    fn kept_dirs(&mut self, m: &crate::copy::Match) -> Result<(), CopyError> {
+        let Some(kept) = m.keep.parent() else {
+            return Ok(());
+        };
+        let skip = m.rel.components().count() - m.keep.components().count();
+        let prefix: PathBuf = m.rel.components().take(skip).collect();
+        for dir in kept.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+            let rel = prefix.join(dir);
+            let meta = std::fs::metadata(self.root.join(&rel)).map_err(|e| io(&rel, e))?;
+            self.put(b"p");
+            self.put(dir.as_os_str().as_encoded_bytes());
+            self.put([0]);
+            self.put(meta.mode().to_le_bytes());
+            if self.keep_owner {
+                self.put(meta.uid().to_le_bytes());
+                self.put(meta.gid().to_le_bytes());
             }
         }
         Ok(())
@@ -355,6 +381,33 @@ mod tests {
             parents: false,
             exclude: vec![],
         }
+    }
+
+    #[test]
+    fn parents_digest_reads_the_kept_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("a/b")).unwrap();
+        std::fs::write(r.join("a/b/f"), "1").unwrap();
+        let cache = StatCache::default();
+        let mut c = copy_of(&["a/b/f"]);
+        c.parents = true;
+        let d1 = content_digest(r, None, &c, false, &cache).unwrap();
+        std::fs::set_permissions(r.join("a/b"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_ne!(
+            content_digest(r, None, &c, false, &cache).unwrap(),
+            d1,
+            "--parents makes a/b from the source's a/b"
+        );
+        c.parents = false;
+        let plain = content_digest(r, None, &c, false, &cache).unwrap();
+        std::fs::set_permissions(r.join("a/b"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            content_digest(r, None, &c, false, &cache).unwrap(),
+            plain,
+            "without --parents the directory is not read"
+        );
     }
 
     #[test]
