@@ -287,3 +287,39 @@ fn several_processes_share_a_store() {
     assert!(again.executed().is_empty(), "{}", again.stderr);
     assert_eq!(again.id, ids[0]);
 }
+
+#[test]
+fn parents_read_the_modes_of_the_kept_directories() {
+    // `COPY --parents d/e/f` makes /p/d/e from the context's d/e, so its mode is part of
+    // the key: a chmod of d/e must not leave a stale, cached /p/d/e.
+    use std::os::unix::fs::PermissionsExt;
+    let s = Strata::new();
+    let c = context(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY --parents d/e/f /p/\n",
+            0o644,
+        ),
+        ("d/e/f", "f\n", 0o644),
+        ("d/e/", "", 0o750),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = |n: &str| format!("type=local,dest={}", out.path().join(n).display());
+    build(&s, &c, &["-o", &dest("one")]);
+    std::fs::set_permissions(c.path().join("d/e"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let b = build(&s, &c, &["-o", &dest("two")]);
+    assert_eq!(
+        b.executed(),
+        vec!["[2/2] COPY --parents d/e/f /p/"],
+        "{}",
+        b.stderr
+    );
+    let mode = |n: &str| {
+        std::fs::metadata(out.path().join(n).join("p/d/e"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!((mode("one"), mode("two")), (0o750, 0o700));
+}
