@@ -15,6 +15,7 @@ mod error;
 mod executor;
 mod oci;
 mod rootfs;
+pub mod seccomp;
 pub mod spec;
 mod stubs;
 mod user;

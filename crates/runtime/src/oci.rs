@@ -50,6 +50,43 @@ pub struct Selected {
     pub note: Option<String>,
 }
 
+impl Selected {
+    /// Adds to the note when the runtime cannot apply seccomp filters.
+    fn with_seccomp_note(mut self) -> Selected {
+        if !self.runtime.seccomp {
+            let why = format!(
+                "{} was built without seccomp support: RUN steps run without a seccomp profile",
+                self.runtime.name
+            );
+            self.note = Some(match self.note.take() {
+                Some(n) => format!("{n}; {why}"),
+                None => why,
+            });
+        }
+        self
+    }
+}
+
+/// `RUNTIME features` (runc 1.1+, crun 1.8+): `linux.seccomp.enabled`. A runtime that
+/// cannot tell is assumed to have seccomp (Debian builds runc and crun with it).
+fn seccomp_supported(binary: &Path) -> bool {
+    let Ok(out) = std::process::Command::new(binary)
+        .arg("features")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return true;
+    };
+    if !out.status.success() {
+        return true;
+    }
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["linux"]["seccomp"]["enabled"].as_bool())
+        .unwrap_or(true)
+}
+
 /// Runs containers through a runc-compatible binary. State (`--root`) and bundles
 /// live under `work`, which must belong to this process (the store's tmp dir).
 #[derive(Debug)]
@@ -60,10 +97,14 @@ pub struct OciRuntime {
     bundles: PathBuf,
     nofile: u64,
     grantable: u64,
+    /// `RUNTIME features` says it can apply seccomp filters (assumed when it cannot
+    /// answer, as runc before 1.1).
+    seccomp: bool,
 }
 
 impl OciRuntime {
-    /// Uses `binary` as is (no probe).
+    /// Uses `binary` as is (no probe container; `RUNTIME features` is asked whether it
+    /// has seccomp).
     pub fn new(binary: PathBuf, work: &Path) -> Result<OciRuntime> {
         let state = work.join("runtime-state");
         let bundles = work.join("bundles");
@@ -74,13 +115,19 @@ impl OciRuntime {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| binary.display().to_string());
         Ok(OciRuntime {
-            binary,
             name,
             state,
             bundles,
             nofile: crate::spec::nofile_limit(),
             grantable: crate::spec::bounding_set(),
+            seccomp: seccomp_supported(&binary),
+            binary,
         })
+    }
+
+    /// Whether sandboxed steps get a seccomp profile ([`crate::seccomp`]).
+    pub fn seccomp(&self) -> bool {
+        self.seccomp
     }
 
     /// Picks the runtime for `choice`. `Auto` tries crun once with a probe container
@@ -110,7 +157,7 @@ impl OciRuntime {
                 if let Some(crun) = find_in_path("crun") {
                     let rt = OciRuntime::new(crun, work)?;
                     match rt.probe() {
-                        Ok(()) => return Ok(Selected { runtime: rt, note }),
+                        Ok(()) => return Ok(Selected { runtime: rt, note }.with_seccomp_note()),
                         Err(why) => note = Some(why),
                     }
                 }
@@ -120,13 +167,15 @@ impl OciRuntime {
                 return Ok(Selected {
                     runtime: OciRuntime::new(runc, work)?,
                     note,
-                });
+                }
+                .with_seccomp_note());
             }
         };
         Ok(Selected {
             runtime: OciRuntime::new(binary, work)?,
             note: None,
-        })
+        }
+        .with_seccomp_note())
     }
 
     pub fn binary(&self) -> &Path {
@@ -243,6 +292,7 @@ impl OciRuntime {
             resolv_conf: &resolv,
             nofile: self.nofile,
             grantable: self.grantable,
+            seccomp: self.seccomp,
         })?;
         let config = bundle.dir.join("config.json");
         fs_err::write(

@@ -2,7 +2,9 @@
 //! BuildKit generates for RUN on this host (design §3): Docker's 14 default
 //! capabilities, pid/ipc/uts/mount namespaces (a network namespace only for
 //! `--network=none`), `/proc`, a minimal `/dev`, read-only `/sys`, Docker's masked
-//! and read-only paths, read-only binds of `/etc/hosts` and `/etc/resolv.conf`.
+//! and read-only paths, read-only binds of `/etc/hosts` and `/etc/resolv.conf`, and a
+//! seccomp profile with Docker's policy ([`crate::seccomp`]) unless the runtime lacks
+//! seccomp or the step is `--security=insecure`.
 
 use std::path::Path;
 
@@ -159,6 +161,8 @@ pub struct SpecInput<'a> {
     /// Capabilities that may be granted, by number ([`bounding_set`]); the others are
     /// left out, also under `--security=insecure`.
     pub grantable: u64,
+    /// The runtime can apply a seccomp filter: sandboxed steps get one.
+    pub seccomp: bool,
 }
 
 /// The destinations of the mounts [`generate`] adds itself, in order.
@@ -186,11 +190,12 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec> {
             .position(|a| a == c)
             .is_some_and(|n| input.grantable & (1 << n) != 0)
     };
-    let caps: Capabilities = if insecure {
+    let granted: Vec<Capability> = if insecure {
         ALL_CAPABILITIES.into_iter().filter(grantable).collect()
     } else {
         DEFAULT_CAPABILITIES.into_iter().filter(grantable).collect()
     };
+    let caps: Capabilities = granted.iter().copied().collect();
     // Like Docker since 23.0: no inheritable or ambient capabilities.
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -261,6 +266,9 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec> {
             .masked_paths(MASKED_PATHS.map(String::from).to_vec())
             .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
     };
+    if !insecure && input.seccomp {
+        linux = linux.seccomp(crate::seccomp::profile(&granted)?);
+    }
     let linux = linux.build().map_err(Error::Spec)?;
 
     let mut mounts = own_mounts(input, insecure)?;
@@ -543,6 +551,7 @@ mod tests {
             resolv_conf: Path::new("/bundle/resolv.conf"),
             nofile: NOFILE_LIMIT,
             grantable: u64::MAX,
+            seccomp: true,
         })
         .unwrap();
         serde_json::to_value(&spec).unwrap()
@@ -591,6 +600,7 @@ mod tests {
         );
         assert_eq!(v["linux"]["maskedPaths"].as_array().unwrap().len(), 12);
         assert!(strings(&v["linux"]["readonlyPaths"]).contains("/proc/sys"));
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     }
 
     #[test]
@@ -698,6 +708,7 @@ mod tests {
         assert!(caps.contains("CAP_SYS_ADMIN"));
         assert_eq!(v["linux"]["maskedPaths"], serde_json::json!([]));
         assert_eq!(v["linux"]["readonlyPaths"], serde_json::json!([]));
+        assert!(v["linux"].get("seccomp").is_none(), "insecure: no seccomp");
         assert_eq!(
             v["linux"]["resources"]["devices"],
             serde_json::json!([{"allow": true, "access": "rwm"}])

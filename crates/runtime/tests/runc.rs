@@ -308,3 +308,31 @@ fn auto_prefers_crun_and_says_why_it_falls_back() {
         }
     }
 }
+
+#[tokio::test]
+async fn sandboxed_steps_run_under_dockers_seccomp_policy() {
+    let Some((tmp, rt)) = setup() else { return };
+    if !rt.seccomp() {
+        skip("this runc was built without seccomp (`runc features`: linux.seccomp.enabled is false)");
+        return;
+    }
+    let root = tmp.path().join("rootfs");
+    // A user namespace needs no capability, so only the filter stops `unshare`.
+    let script = "grep '^Seccomp:' /proc/self/status; \
+                  unshare -U true 2>&1 && echo unshared || echo refused";
+    let r = run(&rt, &root, &process(script), &[]).await;
+    assert_eq!(r.result.unwrap(), 0, "{:?}", r.stderr);
+    assert_eq!(r.stdout[0], "Seccomp:\t2", "filter mode");
+    assert!(
+        r.stdout[1].contains("Operation not permitted"),
+        "{:?}",
+        r.stdout
+    );
+    assert_eq!(r.stdout.last().unwrap(), "refused");
+    // --security=insecure: no filter, and unshare works.
+    let mut p = process(script);
+    p.security = Security::Insecure;
+    let r = run(&rt, &root, &p, &[]).await;
+    assert_eq!(r.result.unwrap(), 0, "{:?}", r.stderr);
+    assert_eq!(r.stdout, ["Seccomp:\t0", "unshared"]);
+}
