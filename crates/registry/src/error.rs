@@ -1,0 +1,84 @@
+use strata_digest::Digest;
+
+/// What went wrong talking to a registry. Every variant names what was asked for
+/// (`what`: the reference, or `repo@digest` for a blob); none carries credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{what}: not found in the registry (HTTP {status})")]
+    NotFound { what: String, status: u16 },
+    #[error("{what}: access denied by the registry (HTTP {status}){}", hint(.status, .message))]
+    Denied {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{what}: {op} failed: HTTP {status}{}", detail(.message))]
+    Status {
+        what: String,
+        op: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("{what}: {op}: cannot reach {registry}: {source}")]
+    Transport {
+        what: String,
+        op: &'static str,
+        registry: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("{what}: content does not match its digest: expected {expected}, got {actual} ({size} bytes)")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+        size: u64,
+    },
+    #[error("{what}: expected {expected} bytes, the registry sent {actual}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{what}: {message}")]
+    Protocol { what: String, message: String },
+    #[error("{what}: authentication: {message}")]
+    Auth { what: String, message: String },
+    #[error("{what}: {context}: {source}")]
+    Io {
+        what: String,
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn detail(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+fn hint(status: &u16, message: &str) -> String {
+    let mut s = detail(message);
+    if *status == 401 {
+        s.push_str(" (log in with `docker login`, or check the credentials in config.json)");
+    }
+    s
+}
+
+impl RegistryError {
+    /// The HTTP status, when the registry answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RegistryError::NotFound { status, .. }
+            | RegistryError::Denied { status, .. }
+            | RegistryError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
