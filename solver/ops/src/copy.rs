@@ -30,6 +30,12 @@ use crate::glob::{has_wildcard, match_path};
 pub enum CopyError {
     #[error("{path:?}: not found")]
     NotFound { path: String },
+    #[error("unknown {kind} {name:?}: not in the destination's {file}")]
+    UnknownOwner {
+        kind: &'static str,
+        name: String,
+        file: &'static str,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -157,8 +157,10 @@ pub fn resolve_owner(owner: Option<&Chown>, root: &Path) -> Result<(u32, u32), C
                 .unwrap_or(*n),
         ),
         IdOrName::Name(name) => {
-            lookup_db(root, "etc/passwd", name, false).ok_or_else(|| CopyError::NotFound {
-                path: format!("user {name:?} in /etc/passwd"),
+            lookup_db(root, "etc/passwd", name, false).ok_or_else(|| CopyError::UnknownOwner {
+                kind: "user",
+                name: name.clone(),
+                file: "/etc/passwd",
             })?
         }
     };
@@ -167,8 +169,10 @@ pub fn resolve_owner(owner: Option<&Chown>, root: &Path) -> Result<(u32, u32), C
         Some(IdOrName::Id(n)) => *n,
         Some(IdOrName::Name(name)) => lookup_db(root, "etc/group", name, false)
             .map(|(g, _)| g)
-            .ok_or_else(|| CopyError::NotFound {
-                path: format!("group {name:?} in /etc/group"),
+            .ok_or_else(|| CopyError::UnknownOwner {
+                kind: "group",
+                name: name.clone(),
+                file: "/etc/group",
             })?,
     };
     Ok((uid, gid))
