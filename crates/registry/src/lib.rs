@@ -1061,7 +1061,6 @@ fn is_transient(e: &RegistryError) -> bool {
                 | ureq::Error::Timeout(_)
                 | ureq::Error::ConnectionFailed
                 | ureq::Error::Protocol(_)
-                | ureq::Error::HostNotFound
         ),
         RegistryError::Status { status, .. } => *status == 429 || *status >= 500,
         _ => false,

@@ -28,6 +28,10 @@ pub enum Command {
     /// Manage images in the local store.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Pull an image from a registry into the local store (like `docker pull`).
+    Pull(PullArgs),
+    /// Push an image from the local store to a registry (like `docker push`).
+    Push(PushArgs),
     /// Inspect what strata would do.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -68,6 +72,35 @@ pub enum ImageCommand {
         #[arg(short = 't', long = "tag")]
         tag: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image (`alpine`, `host:port/repo:tag`, `repo@sha256:…`).
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The platform to pull from a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Print only the image name.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image in the local store.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Where to push it (default: NAME).
+    #[arg(value_name = "DEST")]
+    pub dest: Option<String>,
+    /// Write the pushed digest as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Print only the pushed reference.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +153,12 @@ pub struct BuildArgs {
     /// `type=docker,dest=F.tar`, `type=local,dest=DIR`, `type=tar,dest=F`, `type=image`.
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
+    /// Push the result to the registry of every `-t` name (`-o type=registry`).
+    #[arg(long)]
+    pub push: bool,
+    /// Always check the registry for base images, even when the store has them.
+    #[arg(long)]
+    pub pull: bool,
     /// Progress display.
     #[arg(long, value_enum, default_value_t = crate::progress::ProgressMode::Auto)]
     pub progress: crate::progress::ProgressMode,

@@ -108,9 +108,19 @@ impl Definition {
         allow_unresolved: bool,
         store: Option<strata_store::Store>,
     ) -> anyhow::Result<Lowered> {
+        self.lower_with(allow_unresolved, store, None)
+    }
+
+    /// As [`Definition::lower`], pulling base images the store lacks from `remote`.
+    pub fn lower_with(
+        &self,
+        allow_unresolved: bool,
+        store: Option<strata_store::Store>,
+        remote: Option<crate::registry::Remote>,
+    ) -> anyhow::Result<Lowered> {
         let mut opts = self.options.clone();
         opts.allow_unresolved = allow_unresolved;
-        let resolver = LocalResolver { store };
+        let resolver = LocalResolver { store, remote };
         strata_dockerfile::lower(&self.source, &opts, &resolver).map_err(|err| {
             DockerfileError {
                 file: self.display_name(),

@@ -11,6 +11,7 @@ mod diagnostics;
 mod export;
 mod outputs;
 mod progress;
+mod registry;
 mod resolver;
 mod stdout;
 mod store;

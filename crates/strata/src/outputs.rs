@@ -25,6 +25,11 @@ pub enum OutputSpec {
     Local { dest: PathBuf },
     /// `type=tar,dest=FILE`: the final root filesystem as a tar.
     Tar { dest: PathBuf },
+    /// `type=registry,name=REF` (or `type=image,…,push=true`): push to a registry.
+    Registry {
+        names: Vec<String>,
+        compression: CompressionSpec,
+    },
 }
 
 /// Layer compression from an output's `compression=`/`compression-level=` (each output
@@ -47,6 +52,7 @@ pub fn parse(spec: &str) -> Result<OutputSpec, Usage> {
     let mut dest = None;
     let mut tar = true;
     let mut name = None;
+    let mut push = false;
     let mut compression = CompressionSpec::default();
     for field in spec.split(',') {
         let (k, v) = field
@@ -59,6 +65,9 @@ pub fn parse(spec: &str) -> Result<OutputSpec, Usage> {
                 tar = v.parse().map_err(|_| bad("tar= takes true or false"))?;
             }
             "name" => name = Some(v.to_string()),
+            "push" => {
+                push = v.parse().map_err(|_| bad("push= takes true or false"))?;
+            }
             "compression" => {
                 if !matches!(v, "gzip" | "zstd" | "uncompressed") {
                     return Err(bad("compression= takes gzip, zstd or uncompressed"));
@@ -76,7 +85,17 @@ pub fn parse(spec: &str) -> Result<OutputSpec, Usage> {
         }
     }
     let need_dest = |d: Option<PathBuf>| d.ok_or_else(|| bad("dest= is required"));
+    let names = |name: Option<String>| -> Vec<String> {
+        name.map(|n| n.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
     match kind.as_deref() {
+        Some("registry") | Some("image") if push || kind.as_deref() == Some("registry") => {
+            Ok(OutputSpec::Registry {
+                names: names(name),
+                compression,
+            })
+        }
         Some("image") => Ok(OutputSpec::Image {
             names: name
                 .map(|n| n.split(',').map(str::to_string).collect())
@@ -102,7 +121,6 @@ pub fn parse(spec: &str) -> Result<OutputSpec, Usage> {
         Some("tar") => Ok(OutputSpec::Tar {
             dest: need_dest(dest)?,
         }),
-        Some("registry") => Err(bad("pushing to a registry is not implemented yet")),
         Some(other) => Err(bad(&format!(
             "unknown type {other:?} (use image, oci, docker, local or tar)"
         ))),
@@ -162,6 +180,17 @@ mod tests {
                 },
             }
         );
+        assert_eq!(
+            parse("type=registry,name=127.0.0.1:5000/a:1").unwrap(),
+            OutputSpec::Registry {
+                names: vec!["127.0.0.1:5000/a:1".into()],
+                compression: none.clone(),
+            }
+        );
+        assert!(matches!(
+            parse("type=image,name=r/a,push=true").unwrap(),
+            OutputSpec::Registry { .. }
+        ));
         for bad in [
             "type=oci",
             "type=nope,dest=x",
@@ -169,6 +198,7 @@ mod tests {
             "type=oci,dest=x,tar=maybe",
             "type=local,dest=x,foo=1",
             "type=docker,dest=x,compression=zstd",
+            "type=registry,name=a,push=maybe",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -1,6 +1,6 @@
 //! The `ImageMetaResolver` the CLI gives the frontend: images in the local store (by
 //! name or manifest digest) and OCI layout directories (named build contexts).
-//! Registries join with the registry issue.
+//! A `FROM` the store lacks (or any, with `--pull`) is pulled from its registry.
 //!
 //! This does I/O, so it lives outside the frontend (design §2).
 
@@ -12,6 +12,8 @@ use strata_oci::{media_types, Descriptor, ImageConfig, ImageIndex, ImageManifest
 
 pub struct LocalResolver {
     pub store: Option<strata_store::Store>,
+    /// Pull what the store lacks (`None`: the store only).
+    pub remote: Option<crate::registry::Remote>,
 }
 
 impl ImageMetaResolver for LocalResolver {
@@ -25,6 +27,26 @@ impl ImageMetaResolver for LocalResolver {
                 let Some(store) = &self.store else {
                     return Err(ResolveError::NotFound);
                 };
+                let Some(remote) = &self.remote else {
+                    return resolve_store(store, r, platform);
+                };
+                if !remote.always {
+                    match resolve_store(store, r, platform) {
+                        Err(ResolveError::NotFound) => {}
+                        other => return other,
+                    }
+                }
+                crate::registry::pull(store, &remote.client, r, platform, true).map_err(
+                    |e| match e.downcast_ref::<strata_registry::RegistryError>() {
+                        Some(strata_registry::RegistryError::NotFound { .. }) => {
+                            ResolveError::NotFound
+                        }
+                        _ if remote.always => ResolveError::Other(format!("{e:#}")),
+                        _ => ResolveError::Other(format!(
+                            "{r} not found in the local store, and pulling it failed: {e:#}"
+                        )),
+                    },
+                )?;
                 resolve_store(store, r, platform)
             }
             ImageSource::OciLayout { path, tag } => {

@@ -45,6 +45,31 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         let r = strata_oci::Reference::parse(t).map_err(|e| Usage(format!("-t {t:?}: {e}")))?;
         names.push(r.to_string());
     }
+    if args.push {
+        if names.is_empty() {
+            return Err(Usage("--push needs at least one -t NAME".into()).into());
+        }
+        outs.push(OutputSpec::Registry {
+            names: names.clone(),
+            compression: Default::default(),
+        });
+    }
+    for o in &outs {
+        if let OutputSpec::Registry {
+            names: n,
+            compression,
+        } = o
+        {
+            if n.is_empty() {
+                return Err(Usage("type=registry needs name=REF".into()).into());
+            }
+            for extra in n {
+                strata_oci::Reference::parse(extra)
+                    .map_err(|e| Usage(format!("name={extra:?}: {e}")))?;
+            }
+            export::compression(compression).map_err(|e| Usage(format!("type=registry: {e}")))?;
+        }
+    }
     if !names.is_empty() && !outs.iter().any(|o| matches!(o, OutputSpec::Image { .. })) {
         outs.push(OutputSpec::Image { names: Vec::new() });
     }
@@ -60,7 +85,11 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     }
 
     let store = store::open(root)?;
-    let lowered = def.lower(false, Some(store.clone()))?;
+    let remote = crate::registry::Remote {
+        client: crate::registry::client()?,
+        always: args.pull,
+    };
+    let lowered = def.lower_with(false, Some(store.clone()), Some(remote))?;
     let file = def.display_name();
     for w in &lowered.warnings {
         eprintln!(
@@ -139,6 +168,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         ..image_opts.clone()
     };
     let mut reported = None;
+    let mut pushed = Vec::new();
     if outs.is_empty() || outs.iter().any(|o| matches!(o, OutputSpec::Image { .. })) {
         let image = build(&store_opts)?;
         for n in &names {
@@ -186,6 +216,30 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
                 export::write_docker(dest, (&store, layers), &image, &tags)?;
                 reported.get_or_insert(image);
             }
+            OutputSpec::Registry {
+                names: dests,
+                compression,
+            } => {
+                // As `type=oci`: compressed layers (gzip by default) into the store.
+                let image = build(&ImageOptions {
+                    compression: export::compression(compression)?,
+                    ..image_opts.clone()
+                })?;
+                for d in dests {
+                    let dest = strata_oci::Reference::parse(d)?;
+                    let digest = crate::commands::registry::push_stored(
+                        &store,
+                        &dest,
+                        &image.manifest_bytes,
+                        args.quiet,
+                    )?;
+                    if !args.quiet {
+                        eprintln!("pushed {}@{digest}", dest.name());
+                    }
+                    pushed.push(format!("{dest}@{digest}"));
+                }
+                reported = Some(image);
+            }
             OutputSpec::Local { dest } => export::write_local(dest, layers, &chain)?,
             OutputSpec::Tar { dest } => {
                 export::write_rootfs_tar(dest, layers, &chain, store.tmp_dir())?
@@ -209,6 +263,10 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
                 "containerimage.descriptor": image.manifest,
                 "image.name": names.join(","),
             });
+            let mut meta = meta;
+            if !pushed.is_empty() {
+                meta["image.pushed"] = serde_json::json!(pushed);
+            }
             fs_err::write(f, serde_json::to_vec_pretty(&meta)?)?;
         }
         let mut out = std::io::stdout();

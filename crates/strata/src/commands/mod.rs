@@ -4,6 +4,7 @@ pub mod build;
 mod debug;
 mod docker_save;
 mod image;
+pub mod registry;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(args, root),
         Command::Images => image::list(&crate::store::open(root)?),
         Command::Image(cmd) => image::run(cmd, root),
+        Command::Pull(args) => registry::pull(args, root),
+        Command::Push(args) => registry::push(args, root),
         Command::Debug(DebugCommand::Graph(args)) => debug::graph(args, root),
     }
 }

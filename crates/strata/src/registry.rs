@@ -1,0 +1,201 @@
+//! Registries and the local store: pull an image (manifest, config, layers) into the
+//! store, push a stored or freshly built image. The wire protocol is
+//! `strata-registry`'s; this module knows the store.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context as _, Result};
+use strata_digest::Digest;
+use strata_oci::{
+    media_types, Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, Reference,
+};
+use strata_registry::{Access, Client, ClientOptions};
+use strata_store::{ImageRecord, Store};
+
+/// Layers downloaded at once.
+pub const PULL_PARALLELISM: usize = 3;
+/// Blobs uploaded at once (the default).
+pub const PUSH_PARALLELISM: usize = 4;
+
+/// How the resolver reaches registries during a build.
+#[derive(Clone)]
+pub struct Remote {
+    pub client: Client,
+    /// `--pull`: check the registry even when the store has the tag.
+    pub always: bool,
+}
+
+pub fn client() -> Result<Client> {
+    Ok(Client::new(ClientOptions::default())?)
+}
+
+/// Pulls `r` for `platform` into the store and names it `r`. Blobs already stored are
+/// not downloaded again; layers come `PULL_PARALLELISM` at a time.
+pub fn pull(
+    store: &Store,
+    client: &Client,
+    r: &Reference,
+    platform: &Platform,
+    quiet: bool,
+) -> Result<ImageRecord> {
+    let top = client.get_manifest(r)?;
+    store.put_bytes(&top.bytes)?;
+    let (manifest_digest, media_type, bytes) = if media_types::is_index(&top.media_type) {
+        let index: ImageIndex = serde_json::from_slice(&top.bytes)
+            .with_context(|| format!("{r}: invalid image index"))?;
+        let desc = index.select(platform).with_context(|| {
+            format!("{r}: the image has no manifest for the platform {platform}")
+        })?;
+        let pinned = Reference {
+            digest: Some(desc.digest),
+            ..r.clone()
+        };
+        let m = client.get_manifest(&pinned)?;
+        store.put_bytes(&m.bytes)?;
+        (m.digest, m.media_type, m.bytes)
+    } else {
+        (top.digest, top.media_type, top.bytes)
+    };
+    if !media_types::is_manifest(&media_type) {
+        bail!("{r}: unsupported manifest type {media_type:?}");
+    }
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("{r}: invalid image manifest"))?;
+    let mut blobs: Vec<&Descriptor> = vec![&manifest.config];
+    for l in &manifest.layers {
+        if !blobs.iter().any(|b| b.digest == l.digest) {
+            blobs.push(l);
+        }
+    }
+    let mut missing = Vec::new();
+    for b in blobs {
+        if !store.has_blob(&b.digest)? {
+            missing.push(b);
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..PULL_PARALLELISM.min(missing.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(d) = missing.get(i) else { return };
+                if first_error.lock().expect("lock").is_some() {
+                    return;
+                }
+                let result = client
+                    .get_blob(r, &d.digest, Some(d.size), || {
+                        store.blob_writer().map_err(std::io::Error::other)
+                    })
+                    .map_err(anyhow::Error::from)
+                    .and_then(|w| Ok(w.commit(Some(&d.digest))?));
+                match result {
+                    Ok(_) => {
+                        if !quiet {
+                            eprintln!("{}: pulled ({} bytes)", d.digest.short(), d.size);
+                        }
+                    }
+                    Err(e) => {
+                        first_error.lock().expect("lock").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().expect("lock") {
+        return Err(e);
+    }
+    let config: ImageConfig = serde_json::from_slice(&store.read_blob(&manifest.config.digest)?)
+        .with_context(|| format!("{r}: invalid image config"))?;
+    let rec = ImageRecord {
+        manifest: manifest_digest,
+        config: manifest.config.digest,
+        media_type,
+        size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+        created: config.created.clone(),
+        platform: Platform::new(&config.os, &config.architecture, config.variant.as_deref())
+            .to_string(),
+    };
+    store.put_image(&r.to_string(), &rec)?;
+    Ok(rec)
+}
+
+/// Where a blob to push comes from.
+pub type OpenBlob<'a> = dyn Fn(&Digest) -> std::io::Result<Box<dyn Read + Send>> + Sync + 'a;
+
+/// Pushes an image (its manifest's bytes, config and layers) to `dest`: HEAD each blob,
+/// upload what is missing (`PUSH_PARALLELISM` at once), the manifest last. Returns the
+/// manifest digest.
+pub fn push(
+    client: &Client,
+    dest: &Reference,
+    manifest_media_type: &str,
+    manifest_bytes: &[u8],
+    open: &OpenBlob<'_>,
+    quiet: bool,
+) -> Result<Digest> {
+    let manifest: ImageManifest = serde_json::from_slice(manifest_bytes)
+        .with_context(|| format!("{dest}: invalid image manifest"))?;
+    let mut blobs: Vec<&Descriptor> = Vec::new();
+    for d in manifest.layers.iter().chain([&manifest.config]) {
+        if !blobs.iter().any(|b| b.digest == d.digest) {
+            blobs.push(d);
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..PUSH_PARALLELISM.min(blobs.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(d) = blobs.get(i) else { return };
+                if first_error.lock().expect("lock").is_some() {
+                    return;
+                }
+                let result = (|| -> Result<bool> {
+                    if client.head_blob(dest, &d.digest, Access::Push)?.is_some() {
+                        return Ok(false);
+                    }
+                    let digest = d.digest;
+                    let reopen = move || open(&digest);
+                    client.push_blob(dest, &d.digest, d.size, &reopen)?;
+                    Ok(true)
+                })();
+                match result {
+                    Ok(uploaded) => {
+                        if !quiet {
+                            let what = if uploaded { "pushed" } else { "exists" };
+                            eprintln!("{}: {what}", d.digest.short());
+                        }
+                    }
+                    Err(e) => {
+                        first_error.lock().expect("lock").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().expect("lock") {
+        return Err(e.context(format!("pushing {dest}: the manifest was not pushed")));
+    }
+    let reference = dest.tag.clone().unwrap_or_else(|| dest.reference_str());
+    let digest = client.put_manifest(dest, &reference, manifest_media_type, manifest_bytes)?;
+    Ok(digest)
+}
+
+/// The media type a stored manifest declares (or OCI's).
+pub fn manifest_media_type(bytes: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<Probe>(bytes)
+        .ok()
+        .and_then(|p| p.media_type)
+        .unwrap_or_else(|| media_types::OCI_MANIFEST.to_string())
+}

@@ -1,0 +1,187 @@
+//! Registries through the real binary, against a real Docker distribution registry
+//! (Debian's `docker-registry`) on 127.0.0.1: `build --push`, `push`, `pull`, `FROM` a
+//! registry image in a fresh store, and round trips with `skopeo`.
+
+mod common;
+#[path = "../../registry/tests/common/mod.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn arg(p: impl AsRef<Path>) -> String {
+    p.as_ref().to_str().unwrap().to_string()
+}
+
+fn uploads(reg: &harness::Registry) -> usize {
+    reg.log().matches("blobs/uploads/").count()
+}
+
+#[test]
+fn push_then_pull_into_a_fresh_root_and_build_from_it() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\nENV A=1\n", 0o644),
+        ("x", "from the registry\n", 0o644),
+    ]);
+    let name = format!("{}/team/app:v1", reg.addr);
+    let meta = ctx.path().join("meta.json");
+    let b = s.build(
+        ctx.path(),
+        &["--push", "-t", &name, "--metadata-file", &arg(&meta)],
+    );
+    assert!(b.stderr.contains("pushed"), "{}", b.stderr);
+    let meta: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let pushed = meta["image.pushed"][0].as_str().unwrap().to_string();
+    let digest = pushed.rsplit('@').next().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{meta}");
+
+    // A real client sees it, with the digest we printed and gzip layers.
+    if let Some(skopeo) = tool("skopeo", "skopeo") {
+        let out = run_ok(Command::new(skopeo).args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ]));
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["Digest"], digest.as_str(), "{v}");
+        assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{v}");
+    }
+
+    // `strata push` sends the stored image (its layers as stored: uncompressed); a
+    // second push finds every blob and uploads nothing.
+    let stored = format!("{}/team/app:stored", reg.addr);
+    let first = String::from_utf8(s.ok(&["push", &name, &stored]).stdout).unwrap();
+    let before = uploads(&reg);
+    let again = String::from_utf8(s.ok(&["push", &name, &stored]).stdout).unwrap();
+    assert_eq!(first, again);
+    assert!(
+        first.starts_with(&format!("{}/team/app@sha256:", reg.addr)),
+        "{first}"
+    );
+    assert_eq!(uploads(&reg), before, "re-push uploaded something");
+
+    // A fresh store: FROM the registry image pulls it.
+    let s2 = Strata::new();
+    let ctx2 = context(&[
+        ("Dockerfile", &format!("FROM {name}\nCOPY y /y\n"), 0o644),
+        ("y", "y\n", 0o644),
+    ]);
+    let out = ctx2.path().join("out");
+    s2.build(
+        ctx2.path(),
+        &["-o", &format!("type=local,dest={}", arg(&out))],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("x")).unwrap(),
+        "from the registry\n"
+    );
+    assert!(out.join("y").exists());
+    let images = String::from_utf8(s2.ok(&["images"]).stdout).unwrap();
+    assert!(
+        images.contains(&format!("{}/team/app", reg.addr)),
+        "{images}"
+    );
+
+    // `strata pull` into a third store.
+    let s3 = Strata::new();
+    s3.ok(&["pull", "-q", &name]);
+    let inspect: Value =
+        serde_json::from_slice(&s3.ok(&["image", "inspect", &name]).stdout).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str(), "{inspect}");
+    // Pulling again downloads no blob.
+    let out = s3.ok(&["pull", &name]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("pulled"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An unknown tag: a clear error naming it.
+    let err = s3.fails(&["pull", &format!("{}/team/app:nope", reg.addr)]);
+    assert!(
+        err.contains("team/app:nope") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_image_pushed_by_skopeo_is_a_base() {
+    let Some(skopeo) = tool("skopeo", "skopeo") else {
+        return;
+    };
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+        ("x", "via skopeo\n", 0o644),
+    ]);
+    let layout = ctx.path().join("layout");
+    s.build(
+        ctx.path(),
+        &["-o", &format!("type=oci,dest={},tar=false", arg(&layout))],
+    );
+    let name = format!("{}/other/img:1", reg.addr);
+    run_ok(Command::new(skopeo).args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}", arg(&layout)),
+        &format!("docker://{name}"),
+    ]));
+    let s2 = Strata::new();
+    let ctx2 = context(&[("Dockerfile", &format!("FROM {name}\n"), 0o644)]);
+    let out = ctx2.path().join("out");
+    s2.build(
+        ctx2.path(),
+        &["-o", &format!("type=local,dest={}", arg(&out))],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("x")).unwrap(),
+        "via skopeo\n"
+    );
+}
+
+#[test]
+fn a_tampered_blob_fails_the_pull() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+        ("x", "honest bytes\n", 0o644),
+    ]);
+    let name = format!("{}/t/x:1", reg.addr);
+    s.build(ctx.path(), &["--push", "-t", &name]);
+    // Corrupt every layer-sized blob in the registry's storage (same length).
+    let root = reg.data().join("docker/registry/v2/blobs/sha256");
+    let mut corrupted = 0;
+    for prefix in std::fs::read_dir(&root).unwrap() {
+        for blob in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let data = blob.unwrap().path().join("data");
+            let bytes = std::fs::read(&data).unwrap();
+            // gzip magic: a layer.
+            if bytes.starts_with(&[0x1f, 0x8b]) {
+                let mut bad = bytes.clone();
+                let last = bad.len() - 1;
+                bad[last] ^= 0xff;
+                std::fs::write(&data, bad).unwrap();
+                corrupted += 1;
+            }
+        }
+    }
+    assert_eq!(corrupted, 1);
+    let s2 = Strata::new();
+    let err = s2.fails(&["pull", &name]);
+    assert!(err.contains("does not match its digest"), "{err}");
+    let images = String::from_utf8(s2.ok(&["images"]).stdout).unwrap();
+    assert!(!images.contains("t/x"), "{images}");
+}
