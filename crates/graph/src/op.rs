@@ -89,6 +89,8 @@ pub struct Exec {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
+    /// Absolute path in the container; empty for an ssh mount written without one (the
+    /// executor numbers those `/run/buildkit/ssh_agent.N`, as BuildKit does).
     pub target: String,
     /// Index into the vertex inputs providing the mount's content.
     pub input: Option<usize>,

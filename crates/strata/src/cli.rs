@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile and a context.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List images in the local store (like `docker images`).
     Images,
     /// Manage images in the local store.
@@ -182,6 +182,10 @@ pub struct BuildArgs {
     /// `id=ID,env=VAR` (an environment variable; `id=ID` alone reads `$ID`).
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     pub secrets: Vec<String>,
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` (or `ID`) forwards
+    /// `$SSH_AUTH_SOCK`, `ID=SOCKET` the agent listening at SOCKET.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
     /// Allow an extra privilege: `security.insecure` lets `RUN --security=insecure`
     /// run with every capability.
     #[arg(long = "allow", value_enum, value_name = "ENTITLEMENT")]

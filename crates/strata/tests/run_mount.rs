@@ -205,3 +205,191 @@ fn a_bind_of_the_context_is_cached_by_what_it_exposes() {
     assert_eq!(runs(&b3), 1, "{:?}", b3.executed());
     assert_eq!(file(&dir_tree(out3.path()), "a"), "two\n");
 }
+
+/// A private `ssh-agent` (its socket in a temp dir) holding one fresh ed25519 key;
+/// stopped by its PID on drop.
+struct Agent {
+    child: std::process::Child,
+    sock: std::path::PathBuf,
+    /// `ssh-keygen -l` of the key: `256 SHA256:… comment (ED25519)`.
+    fingerprint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Option<Agent> {
+        let agent = tool("ssh-agent", "openssh-client")?;
+        let add = tool("ssh-add", "openssh-client")?;
+        let keygen = tool("ssh-keygen", "openssh-client")?;
+        let dir = tempfile::Builder::new().prefix("agent").tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = std::process::Command::new(agent)
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut me = Agent {
+            child,
+            sock,
+            fingerprint: String::new(),
+            _dir: dir,
+        };
+        // Bounded wait for the socket (not a timing assertion).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !me.sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent made no socket"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let key = me._dir.path().join("key");
+        run_ok(
+            std::process::Command::new(&keygen)
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "strata-test", "-f"])
+                .arg(&key),
+        );
+        run_ok(
+            std::process::Command::new(add)
+                .env("SSH_AUTH_SOCK", &me.sock)
+                .arg(&key),
+        );
+        let fp = run_ok(
+            std::process::Command::new(keygen)
+                .arg("-lf")
+                .arg(key.with_extension("pub")),
+        );
+        me.fingerprint = String::from_utf8(fp).unwrap().trim().to_string();
+        Some(me)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The host's `ssh-add` with the libraries `ldd` lists and its loader, copied into
+/// `dir`: busybox has no ssh client, so the container runs
+/// `DIR/ld-linux… --library-path DIR DIR/ssh-add`. Returns the loader's file name.
+fn copy_ssh_add(dir: &Path) -> Option<String> {
+    let ssh_add = tool("ssh-add", "openssh-client")?;
+    std::fs::create_dir_all(dir).unwrap();
+    let ldd = run_ok(std::process::Command::new("ldd").arg(&ssh_add));
+    let mut loader = None;
+    for line in String::from_utf8_lossy(&ldd).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            continue;
+        };
+        let name = Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with("ld-linux") {
+            loader = Some(name.clone());
+        }
+        std::fs::copy(path, dir.join(&name)).unwrap();
+    }
+    std::fs::copy(&ssh_add, dir.join("ssh-add")).unwrap();
+    loader
+}
+
+#[test]
+fn ssh_mounts_forward_the_agent_with_the_sockets_owner_and_mode() {
+    let Some((s, bc)) = setup() else { return };
+    let Some(agent) = Agent::start() else { return };
+    let ctx = context(&[("Dockerfile", "", 0o644)]);
+    let Some(loader) = copy_ssh_add(&ctx.path().join("ssh")) else {
+        return;
+    };
+    let ssh_add = format!("/opt/ssh/{loader} --library-path /opt/ssh /opt/ssh/ssh-add -l");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM busybox\n\
+             RUN --mount=type=ssh --mount=type=bind,source=ssh,target=/opt/ssh \
+             test -S /run/buildkit/ssh_agent.0 && stat -c '%a %u %g' /run/buildkit/ssh_agent.0 > /perm0 \
+             && echo \"$SSH_AUTH_SOCK\" > /env0 && {ssh_add} > /keys0\n\
+             USER app\n\
+             RUN --mount=type=ssh,id=other,target=/tmp/agent.sock,uid=1000,gid=1001,mode=0660 \
+             --mount=type=ssh --mount=type=bind,source=ssh,target=/opt/ssh \
+             stat -c '%a %u %g' /tmp/agent.sock > /tmp/perm1 && echo \"$SSH_AUTH_SOCK\" > /tmp/env1 \
+             && test -S /run/buildkit/ssh_agent.1 && {ssh_add} > /tmp/keys1\n\
+             RUN --mount=type=ssh,id=absent echo optional > /tmp/optional\n"
+        ),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let sock = agent.sock.to_str().unwrap();
+    s.build_env(
+        ctx.path(),
+        &[
+            "--build-context",
+            &bc,
+            "-o",
+            &format!("type=local,dest={}", out.path().display()),
+            "--ssh",
+            "default",
+            "--ssh",
+            &format!("other={sock}"),
+        ],
+        &[("SSH_AUTH_SOCK", sock)],
+    );
+    let t = dir_tree(out.path());
+    // The default: /run/buildkit/ssh_agent.0, 0600 root, SSH_AUTH_SOCK pointing at it.
+    assert_eq!(file(&t, "perm0"), "600 0 0\n");
+    assert_eq!(file(&t, "env0"), "/run/buildkit/ssh_agent.0\n");
+    // The agent answers through it: it lists the test's key.
+    assert_eq!(file(&t, "keys0").trim(), agent.fingerprint);
+    // mode/uid/gid apply; SSH_AUTH_SOCK is the first ssh mount; the second default
+    // target is numbered 1; user app reaches the agent through its own socket.
+    assert_eq!(file(&t, "tmp/perm1"), "660 1000 1001\n");
+    assert_eq!(file(&t, "tmp/env1"), "/tmp/agent.sock\n");
+    assert_eq!(file(&t, "tmp/keys1").trim(), agent.fingerprint);
+    // An agent that was not given is skipped unless required.
+    assert_eq!(file(&t, "tmp/optional"), "optional\n");
+    for gone in ["run", "opt", "tmp/agent.sock"] {
+        assert!(!t.contains_key(gone), "{gone} reached the image");
+    }
+
+    let required = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=ssh,id=deploy,required true\n",
+        0o644,
+    )]);
+    let err = s.fails(&[
+        "build",
+        "--build-context",
+        &bc,
+        required.path().to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("RUN --mount=type=ssh,id=deploy: no SSH agent was given for \"deploy\" and the mount is required (pass --ssh deploy=SOCKET)"),
+        "{err}"
+    );
+    // --ssh default without an agent is a usage error, before anything is built.
+    let out = s
+        .cmd()
+        .env_remove("SSH_AUTH_SOCK")
+        .args(["build", "--ssh", "default", "--build-context", &bc])
+        .arg(required.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SSH_AUTH_SOCK is not set"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

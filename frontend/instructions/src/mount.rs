@@ -20,7 +20,9 @@ pub enum Sharing {
 pub struct MountSpec {
     pub kind: MountType,
     /// Where it appears in the container; defaulted for secret (`/run/secrets/ID`, unless
-    /// only `env` is set) and ssh (`/run/buildkit/ssh_agent.0`).
+    /// only `env` is set). An ssh mount without one stays `None`: as in BuildKit, the
+    /// executor numbers them (`/run/buildkit/ssh_agent.N`, N counting the step's ssh
+    /// mounts).
     pub target: Option<String>,
     pub source: Option<String>,
     pub from: Option<String>,
@@ -184,9 +186,6 @@ fn validate(m: &mut MountSpec) -> Result<(), String> {
             }
         }
         MountType::Ssh => {
-            if m.target.is_none() {
-                m.target = Some("/run/buildkit/ssh_agent.0".into());
-            }
             if m.id.is_none() {
                 m.id = Some("default".into());
             }
@@ -287,7 +286,7 @@ mod tests {
         let s = p("type=ssh").unwrap();
         assert_eq!(
             (s.id.as_deref(), s.target.as_deref()),
-            (Some("default"), Some("/run/buildkit/ssh_agent.0"))
+            (Some("default"), None)
         );
         let t = p("type=tmpfs,target=/tmp,size=64m").unwrap();
         assert_eq!(t.size, Some(64 << 20));

@@ -26,6 +26,6 @@ pub use fsutil::{resolve_in_root, Attrs};
 pub use op::ExecFailed;
 pub use op::{commit_layer, ensure_layer, GitError, HttpError, UNCOMPRESSED};
 pub use output::Output;
-pub use run_env::{Runtimes, Secrets};
+pub use run_env::{Runtimes, Secrets, SshAgents};
 pub use solver::{SolveOptions, Solver};
 pub use strata_runtime::RuntimeChoice;

@@ -1,6 +1,6 @@
-//! What RUN steps share across a solve: the secrets the user passed and the OCI
-//! runtime, picked once, on the first RUN that needs it (a build without RUN never
-//! looks for runc).
+//! What RUN steps share across a solve: the secrets and SSH agents the user passed
+//! and the OCI runtime, picked once, on the first RUN that needs it (a build without
+//! RUN never looks for runc).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,6 +33,25 @@ impl Secrets {
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.ids()).finish()
+    }
+}
+
+/// SSH agent sockets by id (`--ssh default|ID=SOCKET`), for `RUN --mount=type=ssh`.
+#[derive(Debug, Clone, Default)]
+pub struct SshAgents(Arc<BTreeMap<String, PathBuf>>);
+
+impl SshAgents {
+    pub fn new(agents: BTreeMap<String, PathBuf>) -> Self {
+        SshAgents(Arc::new(agents))
+    }
+
+    /// The agent's socket on the host.
+    pub fn get(&self, id: &str) -> Option<&std::path::Path> {
+        self.0.get(id).map(PathBuf::as_path)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 }
 

@@ -29,6 +29,8 @@ pub struct SolveOptions {
     pub runtime: crate::RuntimeChoice,
     /// Build secrets for `RUN --mount=type=secret` (`--secret`).
     pub secrets: crate::Secrets,
+    /// SSH agents for `RUN --mount=type=ssh` (`--ssh`).
+    pub ssh: crate::SshAgents,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
     pub allow_insecure: bool,
 }
@@ -194,6 +196,7 @@ impl Solver {
                 runtimes: self.runtimes.clone(),
                 runtime: opts.runtime.clone(),
                 secrets: opts.secrets.clone(),
+                ssh: opts.ssh.clone(),
                 allow_insecure: opts.allow_insecure,
             }),
             GraphOp::File(f) => Arc::new(FileRunner {

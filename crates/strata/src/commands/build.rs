@@ -127,6 +127,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         parallelism: None,
         runtime: args.runtime.clone(),
         secrets: secrets(&args.secrets)?,
+        ssh: ssh_agents(&args.ssh, std::env::var_os("SSH_AUTH_SOCK"))?,
         allow_insecure,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -344,6 +345,53 @@ fn secret(spec: &str) -> anyhow::Result<(String, Vec<u8>)> {
     Ok((id, bytes))
 }
 
+/// `--ssh default|ID[=SOCKET]` (buildx's syntax) into the agents map: without a
+/// socket, `$SSH_AUTH_SOCK` (`auth_sock`). Each must be a socket; key files, which
+/// buildx also takes, are refused with a hint to load them into an agent.
+fn ssh_agents(
+    specs: &[String],
+    auth_sock: Option<std::ffi::OsString>,
+) -> anyhow::Result<strata_ops::SshAgents> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = std::collections::BTreeMap::new();
+    for spec in specs {
+        let usage = |why: &str| Usage(format!("--ssh {spec:?}: {why}"));
+        let (id, path) = match spec.split_once('=') {
+            Some((id, paths)) => {
+                if paths.contains(',') {
+                    return Err(usage(
+                        "one agent socket per id (key files are not supported: load them with `ssh-add` into an agent and pass its socket)",
+                    )
+                    .into());
+                }
+                (id, PathBuf::from(paths))
+            }
+            None => match &auth_sock {
+                Some(sock) if !sock.is_empty() => (spec.as_str(), PathBuf::from(sock)),
+                _ => {
+                    return Err(usage(
+                        "SSH_AUTH_SOCK is not set (start an agent with `eval $(ssh-agent)`, or pass ID=SOCKET)",
+                    )
+                    .into())
+                }
+            },
+        };
+        if id.is_empty() || path.as_os_str().is_empty() {
+            return Err(usage("expected default, ID or ID=SOCKET").into());
+        }
+        let meta = fs_err::metadata(&path).with_context(|| format!("--ssh {id}"))?;
+        if !meta.file_type().is_socket() {
+            return Err(usage(&format!(
+                "{} is not a socket (key files are not supported: load them with `ssh-add` into an agent and pass its socket)",
+                path.display()
+            ))
+            .into());
+        }
+        out.insert(id.to_string(), path);
+    }
+    Ok(strata_ops::SshAgents::new(out))
+}
+
 /// The build time as RFC 3339 UTC (`2026-11-25T14:00:00Z`).
 fn humantime_now() -> String {
     let secs = std::time::SystemTime::now()
@@ -397,6 +445,34 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--secret id=a"));
+    }
+
+    #[test]
+    fn ssh_agents_are_sockets_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let file = dir.path().join("id_ed25519");
+        std::fs::write(&file, "key").unwrap();
+        let specs = ["default".to_string(), format!("other={}", sock.display())];
+        let agents = super::ssh_agents(&specs, Some(sock.clone().into())).unwrap();
+        assert_eq!(agents.ids().collect::<Vec<_>>(), ["default", "other"]);
+        assert_eq!(agents.get("default"), Some(sock.as_path()));
+        let usage = |spec: String, auth: Option<&std::path::Path>| {
+            let e = super::ssh_agents(std::slice::from_ref(&spec), auth.map(|p| p.into())).unwrap_err();
+            assert!(e.downcast_ref::<super::Usage>().is_some(), "{spec}: {e}");
+            e.to_string()
+        };
+        assert!(usage("default".into(), None).contains("SSH_AUTH_SOCK is not set"));
+        assert!(usage(format!("k={}", file.display()), None).contains("is not a socket"));
+        assert!(
+            usage(format!("k={0},{0}", sock.display()), None).contains("one agent socket per id")
+        );
+        assert!(usage("=x".into(), None).contains("expected default"));
+        assert!(super::ssh_agents(&["a=/no/such/sock".to_string()], None)
+            .unwrap_err()
+            .to_string()
+            .contains("--ssh a"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::cli::{Cli, Command, DebugCommand};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = cli.root.as_ref();
     match cli.command {
-        Command::Build(args) => build::run(args, root),
+        Command::Build(args) => build::run(*args, root),
         Command::Images => image::list(&crate::store::open(root)?),
         Command::Image(cmd) => image::run(cmd, root),
         Command::Pull(args) => registry::pull(args, root),

@@ -23,7 +23,7 @@ use strata_store::Store;
 use super::blocking;
 use super::run_mount::{prepare, MountEnv};
 use crate::content::{content_digest, StatCache};
-use crate::run_env::{Runtimes, Secrets};
+use crate::run_env::{Runtimes, Secrets, SshAgents};
 use crate::view::View;
 use crate::Output;
 
@@ -43,6 +43,7 @@ pub struct ExecRunner {
     pub runtimes: Arc<Runtimes>,
     pub runtime: RuntimeChoice,
     pub secrets: Secrets,
+    pub ssh: SshAgents,
     /// `--allow security.insecure` was given.
     pub allow_insecure: bool,
 }
@@ -171,7 +172,13 @@ impl ExecRunner {
                 self.tmp.clone(),
                 inputs.to_vec(),
             );
-            let (mounts, secrets, chain) = (e.mounts.clone(), self.secrets.clone(), chain.clone());
+            let (mounts, secrets, ssh, chain) = (
+                e.mounts.clone(),
+                self.secrets.clone(),
+                self.ssh.clone(),
+                chain.clone(),
+            );
+            let rt = tokio::runtime::Handle::current();
             blocking(move || {
                 let dir = tempfile::Builder::new()
                     .prefix("run-")
@@ -188,6 +195,8 @@ impl ExecRunner {
                         store: &store,
                         inputs: &inputs,
                         secrets: &secrets,
+                        ssh: &ssh,
+                        rt: &rt,
                         dir: dir.path(),
                     },
                     &mounts,
@@ -205,6 +214,11 @@ impl ExecRunner {
 
         let mut env = e.env.clone();
         env.extend(setup.prepared.env.iter().cloned());
+        if let Some(sock) = &setup.prepared.ssh_auth_sock {
+            if !env.iter().any(|v| v.starts_with("SSH_AUTH_SOCK=")) {
+                env.push(format!("SSH_AUTH_SOCK={sock}"));
+            }
+        }
         let process = Process {
             args: e.args.clone(),
             env,

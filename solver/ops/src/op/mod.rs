@@ -7,6 +7,7 @@ mod http;
 mod image;
 mod run_mount;
 mod simple;
+mod ssh_agent;
 
 pub use exec::{ExecFailed, ExecRunner};
 pub use file::FileRunner;

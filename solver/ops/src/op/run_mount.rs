@@ -11,6 +11,10 @@
 //! - `tmpfs`: a fresh tmpfs of the given size.
 //! - `secret`: the bytes from [`Secrets`] in a file on a private tmpfs, bound read-only
 //!   (default target `/run/secrets/<id>`), and/or an environment variable (`env=`).
+//! - `ssh`: a socket of the run's own forwarding to the agent from [`SshAgents`]
+//!   ([`AgentProxy`]), bound read-only (default target `/run/buildkit/ssh_agent.<n>`,
+//!   `n` counting the step's ssh mounts); the first one is `SSH_AUTH_SOCK` unless the
+//!   step's environment sets it, as in BuildKit.
 
 use std::path::{Path, PathBuf};
 
@@ -21,8 +25,9 @@ use strata_scheduler::OpError;
 use strata_snapshot::{mount_rw, Layers, MountGuard, NewLayer};
 use strata_store::{KeyLock, Store};
 
+use super::ssh_agent::AgentProxy;
 use crate::fsutil::{rel_components, resolve_in_root};
-use crate::run_env::Secrets;
+use crate::run_env::{Secrets, SshAgents};
 use crate::view::View;
 use crate::Output;
 
@@ -33,6 +38,9 @@ pub(super) struct MountEnv<'a> {
     /// The vertex inputs (0 is the root file system).
     pub inputs: &'a [Output],
     pub secrets: &'a Secrets,
+    pub ssh: &'a SshAgents,
+    /// Where the SSH agent proxies run.
+    pub rt: &'a tokio::runtime::Handle,
     /// A directory of this run's own (mount points, upper directories).
     pub dir: &'a Path,
 }
@@ -43,6 +51,9 @@ pub(super) struct Prepared {
     pub mounts: Vec<RtMount>,
     /// `KEY=value` from `type=secret,env=KEY`.
     pub env: Vec<String>,
+    /// The target of the first `type=ssh` mount (given or not): `SSH_AUTH_SOCK`
+    /// unless the step sets it.
+    pub ssh_auth_sock: Option<String>,
     /// Dropped (unmounted, unlocked, removed) after the run.
     holds: Vec<Hold>,
 }
@@ -55,6 +66,7 @@ enum Hold {
     Scratch(MountGuard, NewLayer),
     Mounted(Unmount),
     Lock(KeyLock),
+    Agent(AgentProxy),
 }
 
 impl Prepared {
@@ -82,9 +94,27 @@ fn err(msg: impl Into<String>) -> OpError {
 /// Prepares `mounts` in order of their targets' depth (a parent before what is
 /// mounted inside it).
 pub(super) fn prepare(env: &MountEnv<'_>, mounts: &[Mount]) -> Result<Prepared, OpError> {
+    let mut out = Prepared::default();
+    // ssh mounts without a target are numbered in the order they were written.
+    let mut ssh_count = 0usize;
+    let mounts: Vec<Mount> = mounts
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if matches!(m.kind, MountKind::Ssh { .. }) {
+                if m.target.is_empty() {
+                    m.target = format!("/run/buildkit/ssh_agent.{ssh_count}");
+                }
+                if ssh_count == 0 {
+                    out.ssh_auth_sock = Some(m.target.clone());
+                }
+                ssh_count += 1;
+            }
+            m
+        })
+        .collect();
     let mut order: Vec<&Mount> = mounts.iter().collect();
     order.sort_by_key(|m| rel_components(&m.target).components().count());
-    let mut out = Prepared::default();
     let mut secret_dir: Option<PathBuf> = None;
     for (n, m) in order.into_iter().enumerate() {
         match &m.kind {
@@ -172,11 +202,39 @@ pub(super) fn prepare(env: &MountEnv<'_>, mounts: &[Mount]) -> Result<Prepared, 
                     },
                 });
             }
-            MountKind::Ssh { .. } => {
-                return Err(err(format!(
-                    "RUN --mount=type=ssh,target={}: SSH agent forwarding is not implemented yet",
-                    m.target
-                )))
+            MountKind::Ssh {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(agent) = env.ssh.get(id) else {
+                    if *required {
+                        return Err(err(format!(
+                            "RUN --mount=type=ssh,id={id}: no SSH agent was given for {id:?} and the mount is required (pass --ssh {})",
+                            if id == "default" { "default".to_string() } else { format!("{id}=SOCKET") }
+                        )));
+                    }
+                    continue;
+                };
+                let sock = env.dir.join(format!("ssh-{n}.sock"));
+                let proxy =
+                    AgentProxy::start(env.rt, &sock, agent.to_path_buf(), (*mode, *uid, *gid))
+                        .map_err(|e| {
+                            err(format!(
+                                "RUN --mount=type=ssh,id={id}: forwarding the agent at {}: {e}",
+                                agent.display()
+                            ))
+                        })?;
+                out.holds.push(Hold::Agent(proxy));
+                out.mounts.push(RtMount {
+                    destination: m.target.clone(),
+                    source: MountSource::Bind {
+                        path: sock,
+                        readonly: true,
+                    },
+                });
             }
         }
     }
