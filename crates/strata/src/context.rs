@@ -83,11 +83,13 @@ impl Definition {
 
     /// Local directories by source name: the main context and named local contexts.
     pub fn local_dirs(&self) -> std::collections::BTreeMap<String, PathBuf> {
+        // Absolute: RUN binds them into containers, which a relative path cannot name.
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         let mut m = std::collections::BTreeMap::new();
-        m.insert("context".to_string(), self.context.clone());
+        m.insert("context".to_string(), absolute(self.context.clone()));
         for (name, ctx) in &self.options.named_contexts {
             if let NamedContext::Local { path } = ctx {
-                m.insert(name.clone(), PathBuf::from(path));
+                m.insert(name.clone(), absolute(PathBuf::from(path)));
             }
         }
         m

@@ -393,3 +393,65 @@ fn ssh_mounts_forward_the_agent_with_the_sockets_owner_and_mode() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_bind_of_the_context_hides_what_dockerignore_excludes() {
+    let Some((s, bc)) = setup() else { return };
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN --mount=type=bind,target=/ctx cd /ctx && find . | sort > /ro.txt\n\
+             RUN --mount=type=bind,target=/ctx,rw cd /ctx && rm -f keep.txt && touch new && find . | sort > /rw.txt\n\
+             RUN --mount=type=bind,source=src,target=/s find /s | sort > /sub.txt\n",
+            0o644,
+        ),
+        (".dockerignore", "*.log\nsecret/\nbuild\n!build/keep\n", 0o644),
+        ("keep.txt", "kept\n", 0o644),
+        ("debug.log", "noise\n", 0o644),
+        ("src/app.c", "int main;\n", 0o644),
+        ("src/trace.log", "noise\n", 0o644),
+        ("secret/key", "do not mount\n", 0o600),
+        ("build/keep/a.o", "o\n", 0o644),
+        ("build/drop/b.o", "o\n", 0o644),
+    ]);
+    // A relative context path works as well as an absolute one.
+    let out = tempfile::tempdir().unwrap();
+    let o = s
+        .cmd()
+        .current_dir(ctx.path().parent().unwrap())
+        .args(["build", "--progress", "plain", "--build-context", &bc, "-o"])
+        .arg(format!("type=local,dest={}", out.path().display()))
+        .arg(ctx.path().file_name().unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = dir_tree(out.path());
+    // Docker's patterns are anchored at the root: `*.log` leaves src/trace.log.
+    let expected = ".\n./.dockerignore\n./Dockerfile\n./build\n./build/keep\n./build/keep/a.o\n\
+                    ./keep.txt\n./src\n./src/app.c\n./src/trace.log\n";
+    assert_eq!(file(&t, "ro.txt"), expected);
+    // rw: the same view, writable, and the writes go nowhere.
+    assert_eq!(
+        file(&t, "rw.txt"),
+        expected.replace("./keep.txt\n", "./new\n")
+    );
+    assert_eq!(file(&t, "sub.txt"), "/s\n/s/app.c\n/s/trace.log\n");
+    assert!(ctx.path().join("keep.txt").exists() && !ctx.path().join("new").exists());
+
+    // Mounting an ignored path is an error, as if it did not exist (COPY's message).
+    let bad = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=bind,source=secret,target=/s cat /s/key\n",
+            0o644,
+        ),
+        (".dockerignore", "secret\n", 0o644),
+        ("secret/key", "do not mount\n", 0o600),
+    ]);
+    let err = s.fails(&["build", "--build-context", &bc, bad.path().to_str().unwrap()]);
+    assert!(
+        err.contains("\"secret\": not found"),
+        "{err}"
+    );
+}

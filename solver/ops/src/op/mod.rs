@@ -4,6 +4,7 @@ mod exec;
 mod file;
 mod git;
 mod http;
+mod ignore_mask;
 mod image;
 mod run_mount;
 mod simple;

@@ -3,7 +3,8 @@
 //!
 //! - `bind`: an input's chain mounted read-only ([`View`]), or, with `rw`, writable
 //!   over a throwaway upper directory (writes are discarded); a local context is bound
-//!   as it is (`rw`: an overlay with a throwaway upper).
+//!   as it is, or as an overlay that hides what `.dockerignore` excludes
+//!   ([`build_mask`]; `rw`: with a throwaway upper).
 //! - `cache`: a directory under `<store>/cache-mounts/`, named by the sha256 of its id
 //!   (the target when no id is given), created with `mode`/`uid`/`gid`, never part of
 //!   a layer. `sharing=locked` holds the store lock `cache-mount:<key>` for the run;
@@ -20,11 +21,13 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, UnmountFlags};
 use strata_graph::{CacheSharing, Mount, MountKind};
+use strata_patternmatcher::PatternMatcher;
 use strata_runtime::{Mount as RtMount, MountSource};
 use strata_scheduler::OpError;
 use strata_snapshot::{mount_rw, Layers, MountGuard, NewLayer};
 use strata_store::{KeyLock, Store};
 
+use super::ignore_mask::build_mask;
 use super::ssh_agent::AgentProxy;
 use crate::fsutil::{rel_components, resolve_in_root};
 use crate::run_env::{Secrets, SshAgents};
@@ -272,47 +275,8 @@ fn bind_source(
             out.holds.push(Hold::Scratch(guard, layer));
             target
         }
-        (Output::Dir { path, .. }, false) => path.clone(),
-        (Output::Dir { path, .. }, true) => {
-            let target = env.dir.join(format!("bind-{n}"));
-            let upper = env.dir.join(format!("bind-{n}-upper"));
-            let work = env.dir.join(format!("bind-{n}-work"));
-            for d in [&target, &upper, &work] {
-                fs_err::create_dir(d).map_err(OpError::new)?;
-            }
-            let mut data = std::ffi::OsString::from("lowerdir=");
-            for (i, (k, p)) in [("", path), (",upperdir=", &upper), (",workdir=", &work)]
-                .into_iter()
-                .enumerate()
-            {
-                let s = p.as_os_str();
-                if s.as_encoded_bytes()
-                    .iter()
-                    .any(|b| matches!(b, b',' | b':'))
-                {
-                    return Err(err(format!(
-                        "RUN --mount=type=bind,rw: the directory {} has a ',' or ':' in its path",
-                        p.display()
-                    )));
-                }
-                if i > 0 {
-                    data.push(k);
-                }
-                data.push(s);
-            }
-            data.push(",redirect_dir=off,index=off,metacopy=off");
-            let data = std::ffi::CString::new(data.into_encoded_bytes())
-                .map_err(|_| err("a NUL byte in a path"))?;
-            rustix::mount::mount(
-                "overlay",
-                &target,
-                "overlay",
-                MountFlags::empty(),
-                data.as_c_str(),
-            )
-            .map_err(|e| err(format!("mounting {} writable: {e}", path.display())))?;
-            out.holds.push(Hold::Mounted(Unmount(target.clone())));
-            target
+        (Output::Dir { path, ignore }, writable) => {
+            context_view(env, path, ignore, &format!("bind-{n}"), writable, out)?
         }
     };
     let Some(source) = m.source.as_deref().filter(|s| !s.is_empty() && *s != "/") else {
@@ -326,6 +290,104 @@ fn bind_source(
         )));
     }
     Ok(path)
+}
+
+/// The build context at `path` as a mount shows it: without what `.dockerignore`
+/// (`ignore`) hides (an overlay of an [`ignore_mask`](super::ignore_mask) over it),
+/// and, when `writable`, over a throwaway upper directory. Bound as it is when nothing
+/// is hidden and nothing may be written. `name` names the run's scratch directories.
+fn context_view(
+    env: &MountEnv<'_>,
+    path: &Path,
+    ignore: &[String],
+    name: &str,
+    writable: bool,
+    out: &mut Prepared,
+) -> Result<PathBuf, OpError> {
+    let mut lowers = Vec::new();
+    if !ignore.is_empty() {
+        let matcher =
+            PatternMatcher::new(ignore).map_err(|e| err(format!("invalid .dockerignore: {e}")))?;
+        let mask = env.dir.join(format!("{name}-mask"));
+        fs_err::create_dir(&mask).map_err(OpError::new)?;
+        let hidden = build_mask(path, &matcher, &mask).map_err(|e| {
+            err(format!(
+                "hiding the .dockerignore'd files of {}: {e}",
+                path.display()
+            ))
+        })?;
+        if hidden {
+            lowers.push(mask);
+        }
+    }
+    if lowers.is_empty() && !writable {
+        return Ok(path.to_path_buf());
+    }
+    lowers.push(path.to_path_buf());
+    let target = env.dir.join(name);
+    fs_err::create_dir(&target).map_err(OpError::new)?;
+    let upper = if writable {
+        let (upper, work) = (
+            env.dir.join(format!("{name}-upper")),
+            env.dir.join(format!("{name}-work")),
+        );
+        for d in [&upper, &work] {
+            fs_err::create_dir(d).map_err(OpError::new)?;
+        }
+        Some((upper, work))
+    } else {
+        None
+    };
+    mount_overlay(&lowers, upper.as_ref(), &target)
+        .map_err(|e| err(format!("mounting the context {}: {e}", path.display())))?;
+    out.holds.push(Hold::Mounted(Unmount(target.clone())));
+    Ok(target)
+}
+
+/// Mounts an overlay of `lowers` (topmost first) at `target`, writable when `upper`
+/// (upper and work directories) is given, read-only otherwise.
+fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: Option<&(PathBuf, PathBuf)>,
+    target: &Path,
+) -> Result<(), String> {
+    let check = |p: &Path| {
+        if p.as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .any(|b| matches!(b, b',' | b':'))
+        {
+            Err(format!(
+                "the directory {} has a ',' or ':' in its path",
+                p.display()
+            ))
+        } else {
+            Ok(p.as_os_str().to_owned())
+        }
+    };
+    let mut data = std::ffi::OsString::from("lowerdir=");
+    for (i, l) in lowers.iter().enumerate() {
+        if i > 0 {
+            data.push(":");
+        }
+        data.push(check(l)?);
+    }
+    if let Some((u, w)) = upper {
+        data.push(",upperdir=");
+        data.push(check(u)?);
+        data.push(",workdir=");
+        data.push(check(w)?);
+    }
+    data.push(",redirect_dir=off,index=off,metacopy=off");
+    let data = std::ffi::CString::new(data.into_encoded_bytes())
+        .map_err(|_| "a NUL byte in a path".to_string())?;
+    let flags = if upper.is_some() {
+        MountFlags::empty()
+    } else {
+        MountFlags::RDONLY
+    };
+    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
+        .map_err(|e| e.to_string())
 }
 
 /// The directory of a cache mount, created with `(mode, uid, gid)` the first time;
