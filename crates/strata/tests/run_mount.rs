@@ -455,3 +455,50 @@ fn a_bind_of_the_context_hides_what_dockerignore_excludes() {
         "{err}"
     );
 }
+
+#[test]
+fn cache_mounts_are_seeded_from_a_stage_on_first_use() {
+    let Some((s, bc)) = setup() else { return };
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox AS seed\n\
+             RUN mkdir -p /deps/pkgs && echo v1 > /deps/pkgs/a && ln -s a /deps/pkgs/link \
+             && ln /deps/pkgs/a /deps/pkgs/hard && chown 1000:1001 /deps/pkgs/a && chmod 0750 /deps/pkgs\n\
+             FROM busybox\n\
+             RUN --mount=type=cache,id=dl,target=/c,from=seed,source=/deps \
+             cd /c/pkgs && ls | tr '\\n' ' ' > /first && stat -c '%a' . > /mode \
+             && stat -c '%u:%g %h' a > /owner && readlink link > /link && echo added > b\n\
+             RUN --mount=type=cache,id=dl,target=/c,from=seed,source=/deps ls /c/pkgs | tr '\\n' ' ' > /second\n\
+             RUN --mount=type=cache,id=dl,target=/c ls -A /c | wc -l > /unseeded\n\
+             RUN --mount=type=bind,from=seed,source=/deps/pkgs,target=/s ls /s | tr '\\n' ' ' > /stage\n",
+            0o644,
+        ),
+    ]);
+    let (_, out) = build_local(&s, &bc, ctx.path(), &[]);
+    let t = dir_tree(out.path());
+    // The first use sees a copy of the stage's /deps: modes, owners, links kept.
+    assert_eq!(file(&t, "first"), "a hard link ");
+    assert_eq!(file(&t, "mode"), "750\n");
+    assert_eq!(file(&t, "owner"), "1000:1001 2\n");
+    assert_eq!(file(&t, "link"), "a\n");
+    // Later uses see the cache as the steps left it, not the seed again.
+    assert_eq!(file(&t, "second"), "a b hard link ");
+    // Without from=, the same id is another cache; the stage itself is untouched.
+    assert_eq!(file(&t, "unseeded").trim(), "0");
+    assert_eq!(file(&t, "stage"), "a hard link ");
+    assert!(!t.contains_key("c"), "the cache mount reached the image");
+
+    // A source that is not there fails the step.
+    let bad = context(&[(
+        "Dockerfile",
+        "FROM busybox AS seed\nFROM busybox\n\
+         RUN --mount=type=cache,target=/c,from=seed,source=/nope true\n",
+        0o644,
+    )]);
+    let err = s.fails(&["build", "--build-context", &bc, bad.path().to_str().unwrap()]);
+    assert!(
+        err.contains("RUN --mount=type=cache,target=/c,source=/nope: no such directory in the mount's source"),
+        "{err}"
+    );
+}

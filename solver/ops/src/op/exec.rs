@@ -129,8 +129,9 @@ impl Op<Output> for ExecRunner {
     }
 }
 
-/// A copy selector for everything under `source` of input `input` (for hashing).
-fn whole_tree(input: usize, source: Option<&str>) -> strata_graph::Copy {
+/// A copy selector for everything under `source` of input `input` (for hashing, and
+/// seeding cache mounts).
+pub(super) fn whole_tree(input: usize, source: Option<&str>) -> strata_graph::Copy {
     strata_graph::Copy {
         input,
         sources: vec![source.filter(|s| !s.is_empty()).unwrap_or("/").to_string()],
@@ -179,6 +180,7 @@ impl ExecRunner {
                 chain.clone(),
             );
             let rt = tokio::runtime::Handle::current();
+            let stat = self.stat.clone();
             blocking(move || {
                 let dir = tempfile::Builder::new()
                     .prefix("run-")
@@ -197,6 +199,7 @@ impl ExecRunner {
                         secrets: &secrets,
                         ssh: &ssh,
                         rt: &rt,
+                        stat: &stat,
                         dir: dir.path(),
                     },
                     &mounts,

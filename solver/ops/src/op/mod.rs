@@ -1,5 +1,6 @@
 //! One scheduler op per graph op.
 
+mod cache_mount;
 mod exec;
 mod file;
 mod git;

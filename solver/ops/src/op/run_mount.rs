@@ -5,10 +5,8 @@
 //!   over a throwaway upper directory (writes are discarded); a local context is bound
 //!   as it is, or as an overlay that hides what `.dockerignore` excludes
 //!   ([`build_mask`]; `rw`: with a throwaway upper).
-//! - `cache`: a directory under `<store>/cache-mounts/`, named by the sha256 of its id
-//!   (the target when no id is given), created with `mode`/`uid`/`gid`, never part of
-//!   a layer. `sharing=locked` holds the store lock `cache-mount:<key>` for the run;
-//!   `private` takes the first of `<key>`, `<key>-1`, ... that nobody holds.
+//! - `cache`: a directory under `<store>/cache-mounts/`, never part of a layer, empty
+//!   or seeded from `from=`/`source=` on first use ([`cache_dir`]).
 //! - `tmpfs`: a fresh tmpfs of the given size.
 //! - `secret`: the bytes from [`Secrets`] in a file on a private tmpfs, bound read-only
 //!   (default target `/run/secrets/<id>`), and/or an environment variable (`env=`).
@@ -20,15 +18,17 @@
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, UnmountFlags};
-use strata_graph::{CacheSharing, Mount, MountKind};
+use strata_graph::{Mount, MountKind};
 use strata_patternmatcher::PatternMatcher;
 use strata_runtime::{Mount as RtMount, MountSource};
 use strata_scheduler::OpError;
 use strata_snapshot::{mount_rw, Layers, MountGuard, NewLayer};
 use strata_store::{KeyLock, Store};
 
+use super::cache_mount::{cache_dir, CacheSpec};
 use super::ignore_mask::build_mask;
 use super::ssh_agent::AgentProxy;
+use crate::content::StatCache;
 use crate::fsutil::{rel_components, resolve_in_root};
 use crate::run_env::{Secrets, SshAgents};
 use crate::view::View;
@@ -42,6 +42,8 @@ pub(super) struct MountEnv<'a> {
     pub inputs: &'a [Output],
     pub secrets: &'a Secrets,
     pub ssh: &'a SshAgents,
+    /// For the content digest of a context that seeds a cache mount.
+    pub stat: &'a StatCache,
     /// Where the SSH agent proxies run.
     pub rt: &'a tokio::runtime::Handle,
     /// A directory of this run's own (mount points, upper directories).
@@ -58,12 +60,12 @@ pub(super) struct Prepared {
     /// unless the step sets it.
     pub ssh_auth_sock: Option<String>,
     /// Dropped (unmounted, unlocked, removed) after the run.
-    holds: Vec<Hold>,
+    pub(super) holds: Vec<Hold>,
 }
 
 /// Held only to be dropped: the fields are never read.
 #[allow(dead_code)]
-enum Hold {
+pub(super) enum Hold {
     View(View),
     /// A writable mount over a throwaway layer; the guard drops (unmounts) first.
     Scratch(MountGuard, NewLayer),
@@ -82,7 +84,7 @@ impl Prepared {
 }
 
 /// Unmounts (detaching) its path when dropped.
-struct Unmount(PathBuf);
+pub(super) struct Unmount(PathBuf);
 
 impl Drop for Unmount {
     fn drop(&mut self) {
@@ -140,14 +142,12 @@ pub(super) fn prepare(env: &MountEnv<'_>, mounts: &[Mount]) -> Result<Prepared, 
                 gid,
                 readonly,
             } => {
-                if m.input.is_some() {
-                    return Err(err(format!(
-                        "RUN --mount=type=cache,target={},from=...: seeding a cache mount from another stage is not implemented yet",
-                        m.target
-                    )));
-                }
-                let id = if id.is_empty() { &m.target } else { id };
-                let path = cache_dir(env.store, id, *sharing, (*mode, *uid, *gid), &mut out)?;
+                let spec = CacheSpec {
+                    id,
+                    sharing: *sharing,
+                    owner: (*mode, *uid, *gid),
+                };
+                let path = cache_dir(env, m, n, &spec, &mut out)?;
                 out.mounts.push(RtMount {
                     destination: m.target.clone(),
                     source: MountSource::Bind {
@@ -296,7 +296,7 @@ fn bind_source(
 /// (`ignore`) hides (an overlay of an [`ignore_mask`](super::ignore_mask) over it),
 /// and, when `writable`, over a throwaway upper directory. Bound as it is when nothing
 /// is hidden and nothing may be written. `name` names the run's scratch directories.
-fn context_view(
+pub(super) fn context_view(
     env: &MountEnv<'_>,
     path: &Path,
     ignore: &[String],
@@ -388,58 +388,6 @@ fn mount_overlay(
     };
     rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
         .map_err(|e| e.to_string())
-}
-
-/// The directory of a cache mount, created with `(mode, uid, gid)` the first time;
-/// the lock `sharing` asks for goes to `out`.
-fn cache_dir(
-    store: &Store,
-    id: &str,
-    sharing: CacheSharing,
-    (mode, uid, gid): (u32, u32, u32),
-    out: &mut Prepared,
-) -> Result<PathBuf, OpError> {
-    let base = store.root().join("cache-mounts");
-    fs_err::create_dir_all(&base).map_err(OpError::new)?;
-    let key = strata_digest::sha256(id).hex();
-    let lock_name = |k: &str| format!("cache-mount:{k}");
-    let name = match sharing {
-        CacheSharing::Shared => key,
-        CacheSharing::Locked => {
-            let lock = store.lock(&lock_name(&key)).map_err(OpError::new)?;
-            out.holds.push(Hold::Lock(lock));
-            key
-        }
-        CacheSharing::Private => {
-            let mut n = 0usize;
-            loop {
-                let k = if n == 0 {
-                    key.clone()
-                } else {
-                    format!("{key}-{n}")
-                };
-                if let Some(lock) = store.try_lock(&lock_name(&k)).map_err(OpError::new)? {
-                    out.holds.push(Hold::Lock(lock));
-                    break k;
-                }
-                n += 1;
-            }
-        }
-    };
-    let path = base.join(name);
-    match std::fs::create_dir(&path) {
-        Ok(()) => {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
-                .and_then(|()| {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                })
-                .map_err(|e| err(format!("preparing cache mount {}: {e}", path.display())))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(err(format!("creating {}: {e}", path.display()))),
-    }
-    Ok(path)
 }
 
 /// A private tmpfs for secret files: they never touch the disk.
