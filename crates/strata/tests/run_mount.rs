@@ -449,11 +449,13 @@ fn a_bind_of_the_context_hides_what_dockerignore_excludes() {
         (".dockerignore", "secret\n", 0o644),
         ("secret/key", "do not mount\n", 0o600),
     ]);
-    let err = s.fails(&["build", "--build-context", &bc, bad.path().to_str().unwrap()]);
-    assert!(
-        err.contains("\"secret\": not found"),
-        "{err}"
-    );
+    let err = s.fails(&[
+        "build",
+        "--build-context",
+        &bc,
+        bad.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("\"secret\": not found"), "{err}");
 }
 
 #[test]
@@ -496,7 +498,12 @@ fn cache_mounts_are_seeded_from_a_stage_on_first_use() {
          RUN --mount=type=cache,target=/c,from=seed,source=/nope true\n",
         0o644,
     )]);
-    let err = s.fails(&["build", "--build-context", &bc, bad.path().to_str().unwrap()]);
+    let err = s.fails(&[
+        "build",
+        "--build-context",
+        &bc,
+        bad.path().to_str().unwrap(),
+    ]);
     assert!(
         err.contains("RUN --mount=type=cache,target=/c,source=/nope: no such directory in the mount's source"),
         "{err}"

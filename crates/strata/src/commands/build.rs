@@ -459,7 +459,8 @@ mod tests {
         assert_eq!(agents.ids().collect::<Vec<_>>(), ["default", "other"]);
         assert_eq!(agents.get("default"), Some(sock.as_path()));
         let usage = |spec: String, auth: Option<&std::path::Path>| {
-            let e = super::ssh_agents(std::slice::from_ref(&spec), auth.map(|p| p.into())).unwrap_err();
+            let e =
+                super::ssh_agents(std::slice::from_ref(&spec), auth.map(|p| p.into())).unwrap_err();
             assert!(e.downcast_ref::<super::Usage>().is_some(), "{spec}: {e}");
             e.to_string()
         };
