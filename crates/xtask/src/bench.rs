@@ -11,7 +11,8 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         None | Some("frontend") => frontend(),
         Some("buildkit") => crate::bench_buildkit::run(),
-        Some(other) => anyhow::bail!("unknown benchmark {other:?} (frontend, buildkit)"),
+        Some("run") => crate::bench_run::run(),
+        Some(other) => anyhow::bail!("unknown benchmark {other:?} (frontend, buildkit, run)"),
     }
 }
 

@@ -5,12 +5,13 @@
 //! `zstd -T2` on the same bytes. Prints figures and ratios; asserts nothing.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
+use crate::bench_util::{drop_caches, timed_rss, Dockerd};
 use crate::system::{self, root};
 
 const SMALL_FILES: usize = 30_000;
@@ -59,9 +60,8 @@ pub fn run() -> Result<()> {
     let d_build = || -> Result<Duration> {
         let t = Instant::now();
         let st = docker
-            .cmd()
-            .env("DOCKER_BUILDKIT", "1")
-            .args(["build", "--network=host", "-q", "-t", "bench:latest"])
+            .build()
+            .args(["-t", "bench:latest"])
             .arg(&ctx)
             .stdout(Stdio::null())
             .status()?;
@@ -147,38 +147,6 @@ fn touch_content(p: &Path, tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Cold means cold: page cache dropped (root only; ignored otherwise).
-fn drop_caches() {
-    let _ = Command::new("sync").status();
-    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
-}
-
-/// Wall time and peak RSS (KiB) of a command, through GNU time.
-fn timed_rss(cmd: &mut Command) -> Result<(Duration, u64)> {
-    let prog = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let t = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("RSS %M")
-        .arg(prog)
-        .args(args)
-        .stdout(Stdio::null())
-        .output()?;
-    let elapsed = t.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("strata failed: {err}");
-    }
-    let rss = err
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("RSS "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    Ok((elapsed, rss))
-}
-
 /// Export throughput: strata writing an OCI archive of the cached image (gzip, then
 /// zstd) against pigz -p2 / zstd -T2 compressing the same layer tar.
 fn compression(strata: &Path, sroot: &Path, ctx: &Path, work: &Path) -> Result<()> {
@@ -259,89 +227,4 @@ fn compression(strata: &Path, sroot: &Path, ctx: &Path, work: &Path) -> Result<(
         zstd.as_secs_f64() / s_zstd.as_secs_f64()
     );
     Ok(())
-}
-
-/// A throwaway dockerd on a private socket; killed (by PID) when dropped.
-struct Dockerd {
-    child: Child,
-    sock: PathBuf,
-    dir: PathBuf,
-}
-
-impl Dockerd {
-    fn start(dir: &Path) -> Result<Dockerd> {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir)?;
-        let sock = dir.join("docker.sock");
-        let child = Command::new("dockerd")
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--storage-driver=overlay2",
-            ])
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("dockerd.log"))?)
-            .spawn()
-            .context("starting dockerd")?;
-        let d = Dockerd {
-            child,
-            sock,
-            dir: dir.to_path_buf(),
-        };
-        for _ in 0..300 {
-            if d.cmd()
-                .arg("info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-            {
-                return Ok(d);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!(
-            "dockerd did not start; see {}",
-            dir.join("dockerd.log").display()
-        )
-    }
-
-    fn cmd(&self) -> Command {
-        // Debian's docker.io client (20.10) has BuildKit built in; a newer client on the
-        // PATH may insist on the buildx plugin.
-        let client = if Path::new("/usr/bin/docker").exists() {
-            "/usr/bin/docker"
-        } else {
-            "docker"
-        };
-        let mut c = Command::new(client);
-        c.arg("-H").arg(format!("unix://{}", self.sock.display()));
-        c
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "grep -o ' {}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l",
-                self.dir.display()
-            ))
-            .status();
-    }
 }

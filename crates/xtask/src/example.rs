@@ -20,7 +20,16 @@ pub fn run() -> Result<()> {
     let rootfs = root().join("target/example/rootfs");
     let _ = std::fs::remove_dir_all(&rootfs);
     // Into the default store (/var/lib/strata as root), plus the root filesystem.
-    system::run(strata, &["build", "--check", "--build-context", &bc, "testdata/example"])?;
+    system::run(
+        strata,
+        &[
+            "build",
+            "--check",
+            "--build-context",
+            &bc,
+            "testdata/example",
+        ],
+    )?;
     system::run(
         strata,
         &[
@@ -38,7 +47,8 @@ pub fn run() -> Result<()> {
     )?;
     system::run(strata, &["images"])?;
     system::run(strata, &["image", "history", "strata-example:latest"])?;
-    let out = std::fs::read_to_string(rootfs.join("srv/out.txt")).context("the example's /srv/out.txt")?;
+    let out = std::fs::read_to_string(rootfs.join("srv/out.txt"))
+        .context("the example's /srv/out.txt")?;
     println!("\nThe image's CMD prints /srv/out.txt, which the build produced:\n{out}");
     Ok(())
 }
