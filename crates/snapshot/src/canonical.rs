@@ -45,27 +45,82 @@ pub struct TarOptions {
 /// Entries are USTAR headers; a PAX header precedes one when a path or link
 /// does not fit, an id, size or time is too large, or there are xattrs.
 pub fn write_dir_tar(dir: &Path, w: &mut dyn Write, opts: &TarOptions) -> Result<(Digest, u64)> {
-    let mut out = BufWriter::with_capacity(256 * 1024, HashingWriter::new(w));
-    let mut walker = Walker {
-        opts,
-        out: &mut out,
-        inodes: HashMap::new(),
-        no_xattrs: BTreeMap::new(),
+    let mut sink = TarSink {
+        out: BufWriter::with_capacity(256 * 1024, HashingWriter::new(w)),
     };
-    walker.dir(dir, b"")?;
-    tarfmt::write_end(&mut out)?;
-    let hashing = out.into_inner().map_err(|e| e.into_error())?;
+    walk(dir, opts, &mut sink)?;
+    tarfmt::write_end(&mut sink.out)?;
+    let hashing = sink.out.into_inner().map_err(|e| e.into_error())?;
     let (digest, len, _) = hashing.finish();
     Ok((digest, len))
 }
 
-struct Walker<'a, W: Write> {
+/// One entry of the canonical tar, as [`walk`] produces it.
+pub(crate) struct Item<'a> {
+    /// The header block, preceded by its PAX header when it has one.
+    pub header: &'a [u8],
+    /// For a regular file with data (not a hardlink entry): the file whose
+    /// bytes follow the header, padded to a whole block.
+    pub data: Option<FileData<'a>>,
+}
+
+pub(crate) struct FileData<'a> {
+    pub abs: &'a Path,
+    /// The size the header promises.
+    pub size: u64,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// Receives the entries of a canonical tar in order.
+pub(crate) trait Sink {
+    fn item(&mut self, item: &Item<'_>) -> Result<()>;
+}
+
+/// Walks `dir` in canonical order (see [`write_dir_tar`]) and hands every
+/// entry to `sink`; the end marker is the caller's.
+pub(crate) fn walk(dir: &Path, opts: &TarOptions, sink: &mut impl Sink) -> Result<()> {
+    let mut walker = Walker {
+        opts,
+        sink,
+        header: Vec::with_capacity(tarfmt::BLOCK),
+        inodes: HashMap::new(),
+    };
+    walker.dir(dir, b"")
+}
+
+/// Writes entries as tar bytes.
+struct TarSink<W: Write> {
+    out: W,
+}
+
+impl<W: Write> Sink for TarSink<W> {
+    fn item(&mut self, item: &Item<'_>) -> Result<()> {
+        self.out.write_all(item.header)?;
+        if let Some(data) = &item.data {
+            let file = fs_err::File::open(data.abs)?;
+            let copied = io::copy(&mut file.take(data.size), &mut self.out)?;
+            if copied != data.size {
+                return Err(Error::Changed {
+                    path: data.abs.to_path_buf(),
+                });
+            }
+            tarfmt::write_padding(&mut self.out, data.size)?;
+        }
+        Ok(())
+    }
+}
+
+struct Walker<'a, S: Sink> {
     opts: &'a TarOptions,
-    out: &'a mut W,
+    sink: &'a mut S,
+    /// The encoded header of the current entry.
+    header: Vec<u8>,
     /// (dev, ino) of regular files with several links → first path emitted.
     inodes: HashMap<(u64, u64), Vec<u8>>,
-    no_xattrs: BTreeMap<String, Vec<u8>>,
 }
+
+static NO_XATTRS: BTreeMap<String, Vec<u8>> = BTreeMap::new();
 
 struct Child {
     /// The name as it appears in the tar (`.wh.NAME` for a whiteout).
@@ -74,7 +129,7 @@ struct Child {
     meta: Metadata,
 }
 
-impl<W: Write> Walker<'_, W> {
+impl<S: Sink> Walker<'_, S> {
     fn dir(&mut self, dir: &Path, rel: &[u8]) -> Result<()> {
         let mut children = Vec::new();
         for entry in fs_err::read_dir(dir)? {
@@ -119,15 +174,14 @@ impl<W: Write> Walker<'_, W> {
             size: 0,
             link: b"",
             dev: (0, 0),
-            xattrs: &self.no_xattrs,
+            xattrs: &NO_XATTRS,
         };
         if is_whiteout(meta) {
             e.mode = 0;
             e.uid = 0;
             e.gid = 0;
             e.mtime = 0;
-            tarfmt::write_header(self.out, &e)?;
-            return Ok(());
+            return self.emit(&e, None);
         }
         let xattrs = read_xattrs(abs)?;
         e.xattrs = &xattrs;
@@ -135,7 +189,7 @@ impl<W: Write> Walker<'_, W> {
             let dir_path = [path, b"/"].concat();
             e.path = &dir_path;
             e.kind = Kind::Dir;
-            tarfmt::write_header(self.out, &e)?;
+            self.emit(&e, None)?;
             if is_opaque(abs)? {
                 let marker = [&dir_path[..], OPAQUE_MARKER].concat();
                 self.marker(&marker)?;
@@ -149,23 +203,19 @@ impl<W: Write> Walker<'_, W> {
                     let first = first.clone();
                     e.kind = Kind::HardLink;
                     e.link = &first;
-                    e.xattrs = &self.no_xattrs;
-                    tarfmt::write_header(self.out, &e)?;
-                    return Ok(());
+                    e.xattrs = &NO_XATTRS;
+                    return self.emit(&e, None);
                 }
                 self.inodes.insert(key, path.to_vec());
             }
             e.size = meta.len();
-            tarfmt::write_header(self.out, &e)?;
-            let file = fs_err::File::open(abs)?;
-            let copied = io::copy(&mut file.take(e.size), self.out)?;
-            if copied != e.size {
-                return Err(Error::Changed {
-                    path: abs.to_path_buf(),
-                });
-            }
-            tarfmt::write_padding(self.out, e.size)?;
-            return Ok(());
+            let data = FileData {
+                abs,
+                size: e.size,
+                dev: meta.dev(),
+                ino: meta.ino(),
+            };
+            return self.emit(&e, Some(data));
         }
         let target;
         if ft.is_symlink() {
@@ -186,8 +236,17 @@ impl<W: Write> Walker<'_, W> {
             // Sockets have no tar representation; Docker skips them too.
             return Ok(());
         }
-        tarfmt::write_header(self.out, &e)?;
-        Ok(())
+        self.emit(&e, None)
+    }
+
+    /// Encodes the header of `e` and hands the entry to the sink.
+    fn emit(&mut self, e: &tarfmt::Entry<'_>, data: Option<FileData<'_>>) -> Result<()> {
+        self.header.clear();
+        tarfmt::write_header(&mut self.header, e)?;
+        self.sink.item(&Item {
+            header: &self.header,
+            data,
+        })
     }
 
     /// An empty `.wh.*` regular file with neutral metadata.
@@ -202,10 +261,9 @@ impl<W: Write> Walker<'_, W> {
             size: 0,
             link: b"",
             dev: (0, 0),
-            xattrs: &self.no_xattrs,
+            xattrs: &NO_XATTRS,
         };
-        tarfmt::write_header(self.out, &e)?;
-        Ok(())
+        self.emit(&e, None)
     }
 
     fn mtime(&self, mtime: i64) -> i64 {

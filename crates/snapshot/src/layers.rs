@@ -7,12 +7,17 @@ use strata_digest::{Digest, HashingReader};
 
 use crate::apply::apply_tar;
 use crate::canonical::{write_dir_tar, TarOptions};
+use crate::checkpoint::Checkpoints;
 use crate::error::{sys, Error, Result};
 use crate::mount::Writable;
+use crate::naming::{name_dir, Prev, MARK_INTERVAL};
 
 /// The layer directories of a store: `<root>/layers/<diffID hex>/`, each in
 /// overlay upperdir format and immutable once there. New layers are filled
-/// under `<root>/tmp/` and renamed into place by [`Layers::commit`].
+/// under `<root>/tmp/` and renamed into place by [`Layers::commit`]. Beside
+/// each, `<diffID hex>.ckpt` records what lets the next layer of the same step
+/// be named without hashing what it shares with this one
+/// ([`Layers::commit_incremental`]); it is never needed for correctness.
 #[derive(Clone, Debug)]
 pub struct Layers {
     layers: PathBuf,
@@ -39,6 +44,9 @@ pub struct Committed {
     pub size: u64,
     /// The directory had no entries (the tar is just the end marker).
     pub empty: bool,
+    /// Leading bytes of the tar that were not hashed because the previous
+    /// layer's checkpoints vouched for them (0 for a full hash).
+    pub reused: u64,
 }
 
 /// What [`Layers::apply`] stored.
@@ -138,9 +146,29 @@ impl Layers {
     /// is hashed, not stored) and moves it into the store. When the store
     /// already has that layer, ours is discarded.
     pub fn commit(&self, layer: NewLayer) -> Result<Committed> {
+        self.commit_incremental(layer, None)
+    }
+
+    /// [`Layers::commit`], resuming the hash from `prev`, the layer the same
+    /// step made last time: the leading entries the new directory shares with
+    /// it (same header bytes; regular files hardlinked from it) are not read
+    /// or hashed again, only the rest of the tar. The diffID is exactly the one
+    /// a full hash gives; without a usable `prev` (absent, or no intact
+    /// checkpoint file) it is a full hash.
+    pub fn commit_incremental(&self, layer: NewLayer, prev: Option<&Digest>) -> Result<Committed> {
         normalize_root(&layer.diff)?;
         let empty = fs_err::read_dir(&layer.diff)?.next().is_none();
-        let (diff_id, size) = write_dir_tar(&layer.diff, &mut io::sink(), &TarOptions::default())?;
+        let prev = prev.and_then(|d| {
+            let dir = self.path(d);
+            let ckpt = Checkpoints::load(&self.ckpt_path(d), d)?;
+            dir.is_dir().then_some((dir, ckpt))
+        });
+        let named = name_dir(
+            &layer.diff,
+            prev.as_ref().map(|(dir, ckpt)| Prev { dir, ckpt }),
+            MARK_INTERVAL,
+        )?;
+        let diff_id = named.diff_id;
         let target = self.path(&diff_id);
         if !target.exists() {
             // No syncfs here: the rename is atomic, so a killed process never leaves a
@@ -149,18 +177,23 @@ impl Layers {
             // same trade-off containerd's overlay snapshotter makes; syncing the whole
             // file system for every layer cost 1–2.5 s per 1.2 GB layer here (`cargo
             // xtask bench buildkit`). Blobs and metadata are still fsynced.
-            match rustix::fs::renameat_with(CWD, &layer.diff, CWD, &target, RenameFlags::NOREPLACE)
-            {
-                Ok(()) => {}
+            let ours = match rustix::fs::renameat_with(
+                CWD,
+                &layer.diff,
+                CWD,
+                &target,
+                RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => true,
                 // Someone else stored the same layer first.
-                Err(Errno::EXIST | Errno::NOTEMPTY) => {}
+                Err(Errno::EXIST | Errno::NOTEMPTY) => false,
                 Err(Errno::INVAL) => match fs_err::rename(&layer.diff, &target) {
-                    Ok(()) => {}
-                    Err(e) if target.is_dir() => drop(e),
+                    Ok(()) => true,
+                    Err(_) if target.is_dir() => false,
                     Err(e) => return Err(e.into()),
                 },
                 Err(e) => return Err(sys("renaming into the store", &target)(e)),
-            }
+            };
             let dir = rustix::fs::open(
                 &self.layers,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -168,13 +201,26 @@ impl Layers {
             )
             .map_err(sys("opening", &self.layers))?;
             rustix::fs::fsync(&dir).map_err(sys("syncing", &self.layers))?;
+            // The checkpoints name our inodes: only valid for the directory we stored.
+            // Best effort: without them the next commit hashes in full.
+            if ours {
+                let _ = named
+                    .ckpt
+                    .store(&diff_id, &self.tmp, &self.ckpt_path(&diff_id));
+            }
         }
         drop(layer);
         Ok(Committed {
             diff_id,
-            size,
+            size: named.size,
             empty,
+            reused: named.reused,
         })
+    }
+
+    /// The checkpoint file beside a layer (see [`Layers::commit_incremental`]).
+    fn ckpt_path(&self, diff_id: &Digest) -> PathBuf {
+        self.layers.join(format!("{}.ckpt", diff_id.hex()))
     }
 
     /// Writes the tar of a stored layer to `w`; returns the digest and length
@@ -235,6 +281,12 @@ impl Layers {
     /// sure no mounted chain uses it.
     pub fn remove(&self, diff_id: &Digest) -> Result<bool> {
         let path = self.path(diff_id);
+        // The checkpoints first: they must never outlive the directory they describe.
+        match fs_err::remove_file(self.ckpt_path(diff_id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
         let doomed = self
             .tmp
             .join(format!("removing-{}-{}", diff_id.hex(), std::process::id()));

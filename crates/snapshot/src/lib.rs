@@ -9,7 +9,9 @@
 //!
 //! - [`Layers`] stores layers: [`Layers::begin`] gives a directory to fill
 //!   (COPY writes it directly, RUN uses it as the overlay upperdir through
-//!   [`mount_rw`]), [`Layers::commit`] names it and moves it in,
+//!   [`mount_rw`]), [`Layers::commit`] names it and moves it in
+//!   ([`Layers::commit_incremental`] hashes only what differs from the layer
+//!   the same step made last time, resuming from its checkpoint file),
 //!   [`Layers::write_tar`] streams a layer tar, [`Layers::apply`] extracts a
 //!   pulled layer with a confined applier (never `tar::Archive::unpack`).
 //! - [`mount_chain`] mounts the merged read-only view of a chain,
@@ -24,11 +26,15 @@
 mod apply;
 mod canonical;
 mod chain;
+mod checkpoint;
 mod confine;
 mod error;
+mod hashpipe;
 mod layers;
 mod materialize;
+mod midstate;
 mod mount;
+mod naming;
 mod tarfmt;
 mod whiteout;
 

@@ -106,13 +106,13 @@ impl Op<Output> for FileRunner {
             // The layer this step made last time over the same base, if still stored.
             let memo =
                 strata_digest::key::encode("strata/previous-file-layer", &(vertex, &base_chain));
-            let prev = store
+            let prev_id = store
                 .cache_get(&memo)
                 .ok()
                 .flatten()
                 .and_then(|r| r.value.as_str().and_then(|s| s.parse::<Digest>().ok()))
-                .filter(|d| layers.has(d))
-                .map(|d| layers.path(&d));
+                .filter(|d| layers.has(d));
+            let prev = prev_id.map(|d| layers.path(&d));
             let new = layers.begin().map_err(OpError::new)?;
             let diff = new.path().to_path_buf();
             for action in &op.actions {
@@ -166,7 +166,8 @@ impl Op<Output> for FileRunner {
                 }
             }
             drop(base);
-            let diff_id = super::commit_layer(&store, &layers, new)?;
+            // Unchanged files are hardlinks into `prev`: naming resumes after them.
+            let diff_id = super::commit_layer_after(&store, &layers, new, prev_id.as_ref())?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())

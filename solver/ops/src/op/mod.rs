@@ -28,7 +28,19 @@ pub fn commit_layer(
     layers: &strata_snapshot::Layers,
     new: strata_snapshot::NewLayer,
 ) -> Result<strata_digest::Digest, OpError> {
-    let c = layers.commit(new).map_err(OpError::new)?;
+    commit_layer_after(store, layers, new, None)
+}
+
+/// [`commit_layer`] for a layer that may begin like `prev`, the layer the same step
+/// made last time (incremental COPY hardlinks unchanged files from it): the shared
+/// leading part of its tar is not hashed again.
+pub(crate) fn commit_layer_after(
+    store: &strata_store::Store,
+    layers: &strata_snapshot::Layers,
+    new: strata_snapshot::NewLayer,
+    prev: Option<&strata_digest::Digest>,
+) -> Result<strata_digest::Digest, OpError> {
+    let c = layers.commit_incremental(new, prev).map_err(OpError::new)?;
     let _ = store.record_compressed(&c.diff_id, UNCOMPRESSED, 0, &c.diff_id, c.size);
     Ok(c.diff_id)
 }
