@@ -9,12 +9,15 @@ use anyhow::{bail, Context, Result};
 /// umoci, and docker.io's dockerd for `docker load` and BuildKit side by side), a static
 /// busybox for base images made at test time, and git (ADD of git repositories, served
 /// by `git daemon`), and the OCI runtimes RUN uses (runc; crun, which the tests use
-/// only where it works). Sorted.
+/// only where it works), debootstrap for the Debian base image of the multi-stage gcc
+/// build, and openssh-client (a real ssh-agent for `RUN --mount=type=ssh`). Sorted.
 pub const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     "crun",
+    "debootstrap",
     "docker.io",
     "git",
+    "openssh-client",
     "runc",
     "skopeo",
     "umoci",

@@ -684,6 +684,126 @@ pub fn busybox_context(name: &str, layout: &Path) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// A Debian base image, as an OCI layout
+
+/// Debian bookworm from `debootstrap --variant=minbase` (apt caches and `/dev` nodes
+/// left out) as an OCI layout with one uncompressed layer, tag `bookworm`. Made once per
+/// machine under `<target>/test-cache/`, named after the debootstrap version (a few
+/// minutes and the Debian mirror, `STRATA_TEST_DEBIAN_MIRROR` or deb.debian.org); later
+/// calls, in any test process, find it there. `None` (skipped) without root or
+/// debootstrap, or when debootstrap fails (the reason is printed).
+pub fn debian_layout() -> Option<PathBuf> {
+    if !is_root() {
+        skip("debootstrap needs root");
+        return None;
+    }
+    let debootstrap = tool("debootstrap", "debootstrap")?;
+    let version = run_ok(Command::new(&debootstrap).arg("--version"));
+    let version = String::from_utf8_lossy(&version)
+        .split_whitespace()
+        .last()
+        .unwrap_or("unknown")
+        .replace(['/', '+', '~', ':'], "_");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("test-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let name = format!("debian-bookworm-minbase-{version}");
+    let layout = cache.join(&name);
+    // One maker per machine; the others wait for it here.
+    let lock = std::fs::File::create(cache.join(format!("{name}.lock"))).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    if layout.join("index.json").exists() {
+        return Some(layout);
+    }
+    let started = Instant::now();
+    let work = tempfile::tempdir_in(&cache).unwrap();
+    let root = work.path().join("rootfs");
+    let mirror = std::env::var("STRATA_TEST_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".to_string());
+    let out = Command::new(&debootstrap)
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&root)
+        .arg(&mirror)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let log =
+            std::fs::read_to_string(root.join("debootstrap/debootstrap.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        skip(&format!(
+            "debootstrap --variant=minbase bookworm {mirror} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+        return None;
+    }
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists", "dev"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && !p.is_symlink() {
+                if p.ends_with("partial") {
+                    continue;
+                }
+                std::fs::remove_dir_all(&p).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+    }
+    let made = work.path().join("layout");
+    let blobs = made.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let layer = work.path().join("layer.tar");
+    run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "--xattrs", "--sort=name", "-C"])
+            .arg(&root)
+            .arg("-cf")
+            .arg(&layer)
+            .arg("."),
+    );
+    let (diff_id, layer_len) = {
+        let mut r = strata_digest::HashingReader::new(std::fs::File::open(&layer).unwrap());
+        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        let (d, len, _) = r.finish();
+        (d.to_string(), len)
+    };
+    std::fs::rename(&layer, blobs.join(&diff_id["sha256:".len()..])).unwrap();
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let d = sha256(bytes);
+        std::fs::write(blobs.join(&d["sha256:".len()..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let config = format!(
+        r#"{{"created":"1970-01-01T00:00:00Z","architecture":"amd64","os":"linux","config":{{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["bash"]}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}},"history":[{{"created":"1970-01-01T00:00:00Z","created_by":"debootstrap --variant=minbase bookworm (strata tests)"}}]}}"#
+    );
+    let (cfg_d, cfg_len) = put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg_d}","size":{cfg_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{diff_id}","size":{layer_len}}}]}}"#
+    );
+    let (m_d, m_len) = put(manifest.as_bytes());
+    std::fs::write(
+        made.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{m_d}","size":{m_len},"annotations":{{"org.opencontainers.image.ref.name":"bookworm"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(made.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::rename(&made, &layout).unwrap();
+    eprintln!(
+        "made the Debian base image {} in {:.0?} (once per machine)",
+        layout.display(),
+        started.elapsed()
+    );
+    Some(layout)
+}
+
+// ---------------------------------------------------------------------------------------
 // dockerd
 
 /// A private `dockerd` (Debian's docker.io) for this test: no bridge, no iptables, vfs
