@@ -313,7 +313,9 @@ fn auto_prefers_crun_and_says_why_it_falls_back() {
 async fn sandboxed_steps_run_under_dockers_seccomp_policy() {
     let Some((tmp, rt)) = setup() else { return };
     if !rt.seccomp() {
-        skip("this runc was built without seccomp (`runc features`: linux.seccomp.enabled is false)");
+        skip(
+            "this runc was built without seccomp (`runc features`: linux.seccomp.enabled is false)",
+        );
         return;
     }
     let root = tmp.path().join("rootfs");
