@@ -109,6 +109,46 @@ fn run_writes_end_up_in_the_rootfs_with_env_and_args() {
 }
 
 #[test]
+fn runs_that_change_nothing_add_no_layer() {
+    let Some((s, bc)) = setup() else { return };
+    // busybox has /etc but no /etc/hosts: the runtime's mount point there copies /etc
+    // up, and that unchanged copy must not become a layer entry.
+    let ctx = dockerfile("FROM busybox\nRUN true\nRUN echo hello\n");
+    let oci = tempfile::tempdir().unwrap();
+    let (b, _out) = build_local(
+        &s,
+        &bc,
+        ctx.path(),
+        &[
+            "-o",
+            &format!("type=oci,dest={},tar=false", oci.path().display()),
+        ],
+    );
+    assert_eq!(runs(&b.executed()), 2, "{:?}", b.executed());
+    let index = read_json(&oci.path().join("index.json"));
+    let manifest = layout_blob(
+        oci.path(),
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    );
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
+    );
+    let config = layout_blob(oci.path(), manifest["config"]["digest"].as_str().unwrap());
+    let history = config["history"].as_array().unwrap();
+    let run_steps: Vec<_> = history
+        .iter()
+        .filter(|h| h["created_by"].as_str().unwrap_or("").starts_with("RUN "))
+        .collect();
+    assert_eq!(run_steps.len(), 2, "{history:?}");
+    assert!(
+        run_steps.iter().all(|h| h["empty_layer"] == true),
+        "{history:?}"
+    );
+}
+
+#[test]
 fn workdir_and_user_are_respected() {
     let Some((s, bc)) = setup() else { return };
     let ctx = dockerfile(

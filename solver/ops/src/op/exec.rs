@@ -24,7 +24,6 @@ use super::blocking;
 use super::run_mount::{prepare, MountEnv};
 use crate::content::{content_digest, StatCache};
 use crate::run_env::{Runtimes, Secrets, SshAgents};
-use crate::view::View;
 use crate::Output;
 
 /// The container's hostname (BuildKit's is `buildkitsandbox`).
@@ -264,7 +263,7 @@ impl ExecRunner {
         drop(process);
 
         // Unmount everything, then store the layer (blocking again).
-        let (layers, store, tmp) = (self.layers.clone(), self.store.clone(), self.tmp.clone());
+        let (layers, store) = (self.layers.clone(), self.store.clone());
         let finished = blocking(move || {
             let Setup {
                 prepared,
@@ -285,7 +284,7 @@ impl ExecRunner {
             if !status.success() {
                 return Ok(Err(status));
             }
-            prune_unchanged_dirs(&layers, &chain, layer.path(), &tmp)?;
+            prune_unchanged_dirs(&layers, &chain, layer.path());
             drop(dir);
             let diff_id = super::commit_layer(&store, &layers, layer)?;
             Ok(Ok(chain.with(diff_id)))
@@ -316,28 +315,58 @@ struct Setup {
 /// extended attributes as in `chain`. Mount points the runtime made (`/etc` for
 /// `/etc/hosts` in an image without one) leave such directories behind; they must not
 /// turn into layer entries.
-fn prune_unchanged_dirs(
-    layers: &Layers,
-    chain: &Chain,
-    upper: &Path,
-    tmp: &Path,
-) -> Result<(), OpError> {
+fn prune_unchanged_dirs(layers: &Layers, chain: &Chain, upper: &Path) {
     let mut candidates = Vec::new();
     collect_empty_dirs(upper, Path::new(""), &mut candidates);
-    if candidates.is_empty() {
-        return Ok(());
-    }
-    let base = View::open(layers, chain, tmp)?;
     // Deepest first: removing a child can empty its parent.
     candidates.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for rel in candidates {
         let up = upper.join(&rel);
         let is_empty = std::fs::read_dir(&up).is_ok_and(|mut d| d.next().is_none());
-        if is_empty && same_dir(&up, &base.path().join(&rel)) {
+        if is_empty && lower_dir(layers, chain, &rel).is_some_and(|lower| same_dir(&up, &lower)) {
             let _ = std::fs::remove_dir(&up);
         }
     }
-    Ok(())
+}
+
+/// The directory of a stored layer that the merged view of `chain` shows at `rel`
+/// (its metadata is the view's), found as overlayfs finds it, without mounting: the
+/// topmost layer that has `rel`, unless a layer above hides it — a whiteout or a
+/// non-directory at `rel` or at a parent, or a parent directory marked opaque in a
+/// layer without `rel`. `None` when the view has no directory there.
+fn lower_dir(layers: &Layers, chain: &Chain, rel: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let names: Vec<_> = rel.iter().collect();
+    for diff_id in chain.layers().iter().rev() {
+        let mut path = layers.path(diff_id);
+        // A parent marked opaque in this layer hides the layers below it.
+        let mut opaque = false;
+        for (depth, name) in names.iter().enumerate() {
+            path.push(name);
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                if opaque {
+                    return None;
+                }
+                break; // not in this layer: the layers below decide
+            };
+            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+            if whiteout || !meta.is_dir() {
+                return None;
+            }
+            if depth + 1 == names.len() {
+                return Some(path);
+            }
+            opaque |= is_opaque(&path);
+        }
+    }
+    None
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    xattr::get(dir, "trusted.overlay.opaque")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v == b"y")
 }
 
 /// Directories under `dir` (relative paths) that have no entries, or only such
@@ -417,6 +446,88 @@ mod tests {
             "process \"/bin/sh -c make\" did not complete successfully: exit code 2\n\
              last 2 lines of output:\n  cc -c a.c\n  a.c:1: error"
         );
+    }
+
+    /// A chain of layers, each filled by its `make` (bottom first).
+    fn layers_of(tmp: &Path, make: &[&dyn Fn(&Path)]) -> (Layers, Chain) {
+        let layers = Layers::new(&tmp.join("store"), &tmp.join("tmp")).unwrap();
+        let mut chain = Chain::empty();
+        for (i, f) in make.iter().enumerate() {
+            let d = strata_digest::sha256([i as u8]);
+            std::fs::create_dir_all(layers.path(&d)).unwrap();
+            f(&layers.path(&d));
+            chain.push(d);
+        }
+        (layers, chain)
+    }
+
+    fn whiteout(p: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            p,
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+    }
+
+    fn opaque(p: &Path) {
+        xattr::set(p, "trusted.overlay.opaque", b"y").unwrap();
+    }
+
+    #[test]
+    fn lower_dirs_are_found_as_overlayfs_finds_them() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: whiteouts and trusted.* attributes need root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mkdirs = |root: &Path, dirs: &[&str]| {
+            for d in dirs {
+                std::fs::create_dir_all(root.join(d)).unwrap();
+            }
+        };
+        let (layers, chain) = layers_of(
+            tmp.path(),
+            &[
+                // bottom
+                &|l| mkdirs(l, &["etc", "a/b/c", "o/x", "w/x", "f/x", "deep/y/z"]),
+                &|l| {
+                    mkdirs(l, &["a/b", "o", "w", "deep/y"]);
+                    opaque(&l.join("o"));
+                    whiteout(&l.join("w/x"));
+                    std::fs::write(l.join("f"), "a file over the directory").unwrap();
+                    opaque(&l.join("deep"));
+                },
+                // top
+                &|l| mkdirs(l, &["etc"]),
+            ],
+        );
+        let layer = |i: usize| layers.path(&chain.layers()[i]);
+        let found = |rel: &str| lower_dir(&layers, &chain, Path::new(rel));
+        assert_eq!(found("etc"), Some(layer(2).join("etc")), "the topmost");
+        assert_eq!(found("a/b"), Some(layer(1).join("a/b")));
+        assert_eq!(
+            found("a/b/c"),
+            Some(layer(0).join("a/b/c")),
+            "through merged parents"
+        );
+        assert_eq!(found("o/x"), None, "under an opaque directory");
+        assert_eq!(found("w/x"), None, "whited out");
+        assert_eq!(found("f/x"), None, "under a file");
+        assert_eq!(found("deep/y/z"), None, "under an opaque grandparent");
+        assert_eq!(found("nowhere"), None);
+        assert_eq!(lower_dir(&layers, &Chain::empty(), Path::new("etc")), None);
+        // The kernel agrees.
+        let view = tmp.path().join("view");
+        std::fs::create_dir(&view).unwrap();
+        let _mounted = strata_snapshot::mount_chain(&layers, &chain, &view).unwrap();
+        for rel in [
+            "etc", "a/b", "a/b/c", "o/x", "w/x", "f/x", "deep/y/z", "deep/y",
+        ] {
+            assert_eq!(found(rel).is_some(), view.join(rel).is_dir(), "{rel}");
+        }
     }
 
     #[test]
