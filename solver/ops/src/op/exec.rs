@@ -285,7 +285,9 @@ impl ExecRunner {
                 return Ok(Err(status));
             }
             prune_unchanged_dirs(&layers, &chain, layer.path());
-            drop(dir);
+            // Off the critical path: the next step waits for the layer, not for this
+            // directory to be gone.
+            in_background(move || drop(dir));
             let diff_id = super::commit_layer(&store, &layers, layer)?;
             Ok(Ok(chain.with(diff_id)))
         })
@@ -298,6 +300,15 @@ impl ExecRunner {
                 tail: tail.into(),
             })),
         }
+    }
+}
+
+/// Runs `f` on the blocking pool without waiting for it (the runtime waits for it
+/// before the process ends); inline outside a runtime.
+fn in_background(f: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(f)),
+        Err(_) => f(),
     }
 }
 
