@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest as _, Sha256};
 use strata_digest::Digest;
@@ -17,7 +17,7 @@ use strata_patternmatcher::PatternMatcher;
 use strata_progress::Stream;
 use strata_runtime::{Network, Process, RunRequest, RuntimeChoice, Security};
 use strata_scheduler::{BoxFuture, Context, Op, OpError};
-use strata_snapshot::{mount_rw, Chain, Layers};
+use strata_snapshot::{mount_rw, Chain, Layers, NewLayer};
 use strata_store::Store;
 
 use super::blocking;
@@ -288,7 +288,7 @@ impl ExecRunner {
             // Off the critical path: the next step waits for the layer, not for this
             // directory to be gone.
             in_background(move || drop(dir));
-            let diff_id = super::commit_layer(&store, &layers, layer)?;
+            let diff_id = commit(&store, &layers, layer)?;
             Ok(Ok(chain.with(diff_id)))
         })
         .await?;
@@ -301,6 +301,26 @@ impl ExecRunner {
             })),
         }
     }
+}
+
+/// Stores the layer a run made. Most RUN steps change nothing that a layer records
+/// (`RUN echo`, a test): an empty upper directory is the empty layer, already known
+/// once this process has stored one, so it is neither hashed nor moved, and its
+/// scratch directory goes away off the critical path.
+fn commit(store: &Store, layers: &Layers, layer: NewLayer) -> Result<Digest, OpError> {
+    static EMPTY_LAYER: OnceLock<Digest> = OnceLock::new();
+    let empty = std::fs::read_dir(layer.path()).is_ok_and(|mut d| d.next().is_none());
+    if empty {
+        if let Some(d) = EMPTY_LAYER.get().filter(|d| layers.has(d)) {
+            in_background(move || drop(layer));
+            return Ok(*d);
+        }
+    }
+    let diff_id = super::commit_layer(store, layers, layer)?;
+    if empty {
+        let _ = EMPTY_LAYER.set(diff_id);
+    }
+    Ok(diff_id)
 }
 
 /// Runs `f` on the blocking pool without waiting for it (the runtime waits for it
@@ -316,7 +336,7 @@ fn in_background(f: impl FnOnce() + Send + 'static) {
 struct Setup {
     prepared: super::run_mount::Prepared,
     root: strata_snapshot::MountGuard,
-    layer: strata_snapshot::NewLayer,
+    layer: NewLayer,
     rootfs: PathBuf,
     dir: tempfile::TempDir,
 }
