@@ -16,6 +16,11 @@ pub fn drop_caches() {
 /// Wall time of a command that must succeed; its stdout is discarded, its stderr shown
 /// only when it fails.
 pub fn timed(cmd: &mut Command) -> Result<Duration> {
+    timed_stderr(cmd).map(|(d, _)| d)
+}
+
+/// [`timed`], also returning what the command wrote to stderr.
+pub fn timed_stderr(cmd: &mut Command) -> Result<(Duration, String)> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -24,15 +29,11 @@ pub fn timed(cmd: &mut Command) -> Result<Duration> {
         .output()
         .with_context(|| format!("starting {:?}", cmd.get_program()))?;
     let elapsed = t.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        bail!(
-            "{:?} failed ({}):\n{}",
-            cmd.get_program(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("{:?} failed ({}):\n{stderr}", cmd.get_program(), out.status,);
     }
-    Ok(elapsed)
+    Ok((elapsed, stderr))
 }
 
 /// Wall time and peak RSS (KiB) of a command, through GNU time.
