@@ -1,6 +1,7 @@
 //! `build_image`: layers → blobs, then the config, then the manifest.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -8,7 +9,8 @@ use strata_digest::Digest;
 use strata_oci::{media_types, Descriptor, ImageConfig, ImageManifest, Platform};
 
 use crate::config::finish_config;
-use crate::layer::export_layer;
+use crate::layer::{export_layer, LayerExport};
+use crate::pipeline::Workers;
 use crate::{BlobSink, CompressedLayer, Compression, ImageError, LayerSource};
 
 /// Which family of media types the config, manifest and layers are labelled with.
@@ -49,6 +51,9 @@ pub struct ImageOptions {
     pub media: MediaTypes,
     /// Manifest annotations (OCI media types only).
     pub annotations: BTreeMap<String, String>,
+    /// Threads compressing each layer (gzip blocks, zstd workers); `None`: the
+    /// machine's available parallelism. The blobs are the same bytes whatever it is.
+    pub compression_threads: Option<NonZeroUsize>,
 }
 
 /// An image whose blobs (layers, config, manifest) are all in the sink.
@@ -63,9 +68,9 @@ pub struct BuiltImage {
     pub layers: Vec<(Descriptor, Digest)>,
 }
 
-/// Compress the layers (in parallel, each in one streaming pass), then write the
-/// config and the manifest. All blobs go to `sink`; the returned descriptors and bytes
-/// are what the outputs write.
+/// Compress the layers (in parallel, each in one streaming pass on several threads),
+/// then write the config and the manifest. All blobs go to `sink`; the returned
+/// descriptors and bytes are what the outputs write.
 pub fn build_image(
     config: ImageConfig,
     layers: &[Arc<dyn LayerSource>],
@@ -84,12 +89,16 @@ pub fn build_image(
     for (i, id) in ids.iter().enumerate() {
         first.entry(*id).or_insert(i);
     }
+    // Layers compress in parallel, and each layer's blocks on the shared workers.
+    let workers = Workers::new(opts.compression_threads, opts.compression);
+    let how = LayerExport {
+        compression: opts.compression,
+        source_date_epoch: opts.source_date_epoch,
+        workers: &workers,
+    };
     let unique: BTreeMap<Digest, CompressedLayer> = first
         .into_par_iter()
-        .map(|(id, i)| {
-            let l = layers[i].as_ref();
-            export_layer(i, l, opts.compression, opts.source_date_epoch, sink).map(|c| (id, c))
-        })
+        .map(|(id, i)| export_layer(i, layers[i].as_ref(), &how, sink).map(|c| (id, c)))
         .collect::<Result<_, _>>()?;
     let exported: Vec<CompressedLayer> = ids.iter().map(|id| unique[id]).collect();
 

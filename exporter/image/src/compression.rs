@@ -1,8 +1,7 @@
-//! Layer compression: the algorithm choice, its parsing from buildx-style options, and
-//! the deterministic encoders.
+//! Layer compression: the algorithm choice, its parsing from buildx-style options and
+//! its media types. The encoders are in `pipeline.rs` and `gzip_blocks.rs`.
 
 use std::fmt;
-use std::io::{self, Write};
 use std::str::FromStr;
 
 use strata_oci::media_types;
@@ -103,25 +102,6 @@ impl Compression {
             }
         })
     }
-
-    /// A deterministic encoder writing into `w`: gzip with mtime 0, no file name and
-    /// OS byte 255 ("unknown", as Go writes it); zstd with a content checksum.
-    pub(crate) fn encoder<W: Write>(&self, w: W) -> io::Result<Encoder<W>> {
-        Ok(match *self {
-            Compression::Uncompressed => Encoder::Plain(w),
-            Compression::Gzip { level } => Encoder::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(w, flate2::Compression::new(level)),
-            ),
-            Compression::Zstd { level } => {
-                let mut e = zstd::Encoder::new(w, level)?;
-                e.include_checksum(true)?;
-                Encoder::Zstd(e)
-            }
-        })
-    }
 }
 
 impl FromStr for Compression {
@@ -153,53 +133,10 @@ impl fmt::Display for Compression {
     }
 }
 
-/// One of the three encoders behind a single `Write`.
-pub(crate) enum Encoder<W: Write> {
-    Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::Encoder<'static, W>),
-}
-
-impl<W: Write> Encoder<W> {
-    /// Write the trailer and hand back the inner writer.
-    pub(crate) fn finish(self) -> io::Result<W> {
-        match self {
-            Encoder::Plain(w) => Ok(w),
-            Encoder::Gzip(e) => e.finish(),
-            Encoder::Zstd(e) => e.finish(),
-        }
-    }
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Plain(w) => w.write(buf),
-            Encoder::Gzip(e) => e.write(buf),
-            Encoder::Zstd(e) => e.write(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Encoder::Plain(w) => w.write_all(buf),
-            Encoder::Gzip(e) => e.write_all(buf),
-            Encoder::Zstd(e) => e.write_all(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::{compress_stream, Workers};
 
     #[test]
     fn parses_buildx_options() {
@@ -238,9 +175,15 @@ mod tests {
 
     #[test]
     fn gzip_header_carries_no_time_name_or_host() {
-        let mut e = Compression::Gzip { level: 6 }.encoder(Vec::new()).unwrap();
-        e.write_all(b"hello").unwrap();
-        let out = e.finish().unwrap();
+        let mut out = Vec::new();
+        let workers = Workers::new(None, Compression::default());
+        compress_stream(
+            Compression::default(),
+            &workers,
+            |w| w.write_all(b"hello"),
+            &mut out,
+        )
+        .unwrap();
         // magic, CM=deflate, FLG=0 (no name/comment/extra), MTIME=0, XFL, OS=255
         assert_eq!(&out[..4], &[0x1f, 0x8b, 8, 0]);
         assert_eq!(&out[4..8], &[0, 0, 0, 0]);

@@ -1,25 +1,31 @@
 //! One layer in one pass: the tar streams through a hasher (the diffID) into the
-//! encoder, and the encoder into the blob sink (which hashes the compressed bytes).
-//! Nothing is buffered beyond two fixed-size write buffers.
+//! encoder, and the encoder into the blob sink (which hashes the compressed bytes);
+//! `pipeline.rs` runs those stages on separate threads, a few blocks apart.
 
-use std::io::{self, BufWriter, Write};
+use std::io;
 
-use strata_digest::{Digest, HashingWriter};
-
+use crate::pipeline::{compress_stream, Workers};
 use crate::{BlobSink, CompressedKey, CompressedLayer, Compression, ImageError, LayerSource};
 
-/// Size of the write buffers on each side of the encoder: layer sources write
-/// 512-byte tar headers and small files, the encoder and the hasher want big slices.
-pub(crate) const WRITE_BUFFER: usize = 1 << 20;
+/// How every layer of one image is exported.
+pub(crate) struct LayerExport<'a> {
+    pub(crate) compression: Compression,
+    pub(crate) source_date_epoch: Option<i64>,
+    pub(crate) workers: &'a Workers,
+}
 
 /// Compress layer `index`, or reuse the sink's memo of an earlier compression.
 pub(crate) fn export_layer(
     index: usize,
     layer: &dyn LayerSource,
-    compression: Compression,
-    source_date_epoch: Option<i64>,
+    how: &LayerExport<'_>,
     sink: &dyn BlobSink,
 ) -> Result<CompressedLayer, ImageError> {
+    let &LayerExport {
+        compression,
+        source_date_epoch,
+        workers,
+    } = how;
     let key = CompressedKey {
         layer: layer.layer_id(),
         source_date_epoch,
@@ -34,7 +40,9 @@ pub(crate) fn export_layer(
     let mut diff_id = None;
     let (blob, size) = sink
         .put(&mut |out| {
-            diff_id = Some(stream(layer, compression, source_date_epoch, out)?);
+            let produce = |w: &mut dyn io::Write| layer.write_tar(w, source_date_epoch);
+            let (d, _len) = compress_stream(compression, workers, produce, out)?;
+            diff_id = Some(d);
             Ok(())
         })
         .map_err(|source| ImageError::Layer {
@@ -61,21 +69,4 @@ pub(crate) fn export_layer(
     };
     sink.record_compressed(&key, &value);
     Ok(value)
-}
-
-/// tar → 1 MiB buffer → sha256 (diffID) → encoder → 1 MiB buffer → `out`.
-fn stream(
-    layer: &dyn LayerSource,
-    compression: Compression,
-    source_date_epoch: Option<i64>,
-    out: &mut dyn Write,
-) -> io::Result<Digest> {
-    let encoder = compression.encoder(BufWriter::with_capacity(WRITE_BUFFER, out))?;
-    let mut tar = BufWriter::with_capacity(WRITE_BUFFER, HashingWriter::new(encoder));
-    layer.write_tar(&mut tar, source_date_epoch)?;
-    let hashing = tar.into_inner().map_err(io::IntoInnerError::into_error)?;
-    let (diff_id, _len, encoder) = hashing.finish();
-    let mut compressed = encoder.finish()?;
-    compressed.flush()?;
-    Ok(diff_id)
 }

@@ -11,10 +11,9 @@ use strata_oci::{media_types, Reference, ReferenceError};
 use super::blob::VerifyingReader;
 use super::{
     blob_path, image_blobs, manifest_entry, name_annotations, new_index, IMAGE_NAME_ANNOTATION,
-    OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION,
+    OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, WRITE_BUFFER,
 };
 use crate::compression::DOCKER_LAYER;
-use crate::layer::WRITE_BUFFER;
 use crate::{BlobSink, BuiltImage, ImageError};
 
 /// The mtime of every archive entry.

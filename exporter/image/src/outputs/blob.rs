@@ -1,19 +1,36 @@
-//! Copying a blob out of the sink while checking it is what the manifest says.
+//! Copying a blob out of the sink while checking it is what the manifest says. A
+//! thread reads and hashes ahead, a few pieces in front of the writer, so that
+//! verifying costs no time when the writer is the slower side.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use strata_digest::{Digest, HashingReader};
 
 use crate::{BlobSink, ImageError};
 
+/// Bytes per piece read ahead, and how many pieces may wait.
+const PIECE: u64 = 1 << 20;
+const AHEAD: usize = 4;
+
+/// What the reading thread sends.
+enum Piece {
+    Bytes(Vec<u8>),
+    /// End of the blob, or the first bytes past `size`: digest and length read.
+    End(Digest, u64),
+    Failed(io::Error),
+}
+
 /// A sink reader that fails (as `InvalidData`) when the blob turns out longer or
 /// shorter than `size` or hashes to something other than `digest`, so that a corrupt
 /// store never yields a corrupt output.
 pub(crate) struct VerifyingReader {
-    inner: Option<HashingReader<Box<dyn Read + Send>>>,
+    pieces: Receiver<Piece>,
+    current: Vec<u8>,
+    pos: usize,
     digest: Digest,
     size: u64,
-    read: u64,
+    finished: bool,
     read_error: bool,
     mismatch: Option<(Digest, u64)>,
 }
@@ -23,11 +40,18 @@ impl VerifyingReader {
         let inner = sink
             .open(&digest)
             .map_err(|source| ImageError::ReadBlob { digest, source })?;
+        let (tx, pieces) = mpsc::sync_channel(AHEAD);
+        std::thread::Builder::new()
+            .name("strata-blob-read".into())
+            .spawn(move || read_ahead(inner, size, tx))
+            .map_err(|source| ImageError::ReadBlob { digest, source })?;
         Ok(VerifyingReader {
-            inner: Some(HashingReader::new(inner)),
+            pieces,
+            current: Vec::new(),
+            pos: 0,
             digest,
             size,
-            read: 0,
+            finished: false,
             read_error: false,
             mismatch: None,
         })
@@ -58,12 +82,7 @@ impl VerifyingReader {
         }
     }
 
-    /// Stop and remember what was read so far.
-    fn fail(&mut self) -> io::Error {
-        if let Some(r) = self.inner.take() {
-            let (actual, n, _) = r.finish();
-            self.mismatch = Some((actual, n));
-        }
+    fn mismatch_error(&self) -> io::Error {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("blob {} does not match its descriptor", self.digest),
@@ -71,27 +90,60 @@ impl VerifyingReader {
     }
 }
 
-impl Read for VerifyingReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(inner) = self.inner.as_mut() else {
-            return if self.mismatch.is_some() {
-                Err(self.fail())
-            } else {
-                Ok(0)
-            };
-        };
-        let n = inner.read(buf).inspect_err(|_| self.read_error = true)?;
-        self.read += n as u64;
-        if self.read > self.size {
-            return Err(self.fail());
-        }
-        if n == 0 && !buf.is_empty() {
-            let (actual, len, _) = self.inner.take().expect("checked above").finish();
-            if actual != self.digest || len != self.size {
-                self.mismatch = Some((actual, len));
-                return Err(self.fail());
+/// The reading thread: pieces of at most [`PIECE`] bytes, hashed, then the digest.
+/// Stops after the first piece that goes past `size`, or when nobody listens.
+fn read_ahead(inner: Box<dyn Read + Send>, size: u64, tx: SyncSender<Piece>) {
+    let mut r = HashingReader::new(inner);
+    let mut total = 0u64;
+    loop {
+        let mut buf = Vec::with_capacity(PIECE as usize);
+        match (&mut r).take(PIECE).read_to_end(&mut buf) {
+            Err(e) => {
+                let _ = tx.send(Piece::Failed(e));
+                return;
+            }
+            Ok(0) => break,
+            Ok(n) if total + n as u64 > size => break,
+            Ok(n) => {
+                total += n as u64;
+                if tx.send(Piece::Bytes(buf)).is_err() {
+                    return;
+                }
             }
         }
+    }
+    let (digest, len, _) = r.finish();
+    let _ = tx.send(Piece::End(digest, len));
+}
+
+impl Read for VerifyingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.mismatch.is_some() {
+            return Err(self.mismatch_error());
+        }
+        while self.pos == self.current.len() && !self.finished {
+            match self.pieces.recv() {
+                Ok(Piece::Bytes(b)) => (self.current, self.pos) = (b, 0),
+                Ok(Piece::End(actual, len)) => {
+                    if actual != self.digest || len != self.size {
+                        self.mismatch = Some((actual, len));
+                        return Err(self.mismatch_error());
+                    }
+                    self.finished = true;
+                }
+                Ok(Piece::Failed(e)) => {
+                    self.read_error = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.read_error = true;
+                    return Err(io::Error::other("the blob reading thread stopped"));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
@@ -149,5 +201,33 @@ mod tests {
         sink.remove(&d);
         let err = copy_blob(&sink, d, 5, &mut Vec::new(), |_| unreachable!()).unwrap_err();
         assert!(matches!(err, ImageError::ReadBlob { .. }), "{err}");
+    }
+
+    #[test]
+    fn copies_and_checks_blobs_of_many_pieces() {
+        let sink = MemorySink::new();
+        let len = (AHEAD as u64 + 3) * PIECE + 17;
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+        let d = put(&sink, &bytes);
+        let mut out = Vec::new();
+        copy_blob(&sink, d, len, &mut out, |_| unreachable!()).unwrap();
+        assert!(out == bytes);
+        // One byte off at the very end, and one byte too many.
+        let mut bad = bytes.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        sink.corrupt(&d, bad);
+        let err = copy_blob(&sink, d, len, &mut Vec::new(), |_| unreachable!()).unwrap_err();
+        assert!(
+            matches!(err, ImageError::BlobMismatch { actual_size, .. } if actual_size == len),
+            "{err}"
+        );
+        let mut long = bytes.clone();
+        long.push(0);
+        sink.corrupt(&d, long);
+        let err = copy_blob(&sink, d, len, &mut Vec::new(), |_| unreachable!()).unwrap_err();
+        assert!(
+            matches!(err, ImageError::BlobMismatch { actual_size, .. } if actual_size == len + 1),
+            "{err}"
+        );
     }
 }

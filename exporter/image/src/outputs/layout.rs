@@ -10,9 +10,8 @@ use strata_oci::{ImageIndex, Reference};
 use super::blob::copy_blob;
 use super::{
     image_blobs, manifest_entry, name_annotations, new_index, IMAGE_NAME_ANNOTATION,
-    OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION,
+    OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, WRITE_BUFFER,
 };
-use crate::layer::WRITE_BUFFER;
 use crate::{BlobSink, BuiltImage, ImageError};
 
 /// Write `image` into the OCI layout at `dir`, creating it if needed.

@@ -25,6 +25,9 @@ pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// The annotation containerd and `docker load` read for the full image name.
 pub const IMAGE_NAME_ANNOTATION: &str = "io.containerd.image.name";
 
+/// Size of the buffer between the outputs and their files.
+const WRITE_BUFFER: usize = 1 << 20;
+
 const OCI_LAYOUT_FILE: &str = "oci-layout";
 const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
