@@ -1,0 +1,318 @@
+//! The blob and manifest calls of the distribution API.
+
+use super::*;
+
+impl Client {
+    /// Streams blob `digest` of `repo` into a writer from `make_writer` (called again
+    /// for each retry, so a half-written attempt is never mixed with the next). The
+    /// bytes are checked against `digest` and `size` (when given) as they pass; on a
+    /// mismatch the writer is dropped and the error names both digests.
+    pub fn get_blob<W: Write>(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: Option<u64>,
+        mut make_writer: impl FnMut() -> io::Result<W>,
+    ) -> Result<W> {
+        let what = format!("{}@{digest}", repo.name());
+        let mut attempt = 1;
+        loop {
+            match self.get_blob_once(repo, &what, digest, size, &mut make_writer) {
+                Ok(w) => return Ok(w),
+                Err(e) if attempt < self.inner.opts.attempts && is_transient(&e) => {
+                    self.bump(|s| s.retries += 1);
+                    std::thread::sleep(self.backoff(attempt, None));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(crate) fn get_blob_once<W: Write>(
+        &self,
+        repo: &Reference,
+        what: &str,
+        digest: &Digest,
+        size: Option<u64>,
+        make_writer: &mut impl FnMut() -> io::Result<W>,
+    ) -> Result<W> {
+        let mut resp = self.send(Request {
+            method: Method::GET,
+            url: self.repo_url(repo, &format!("blobs/{digest}")),
+            what,
+            op: "GET blob",
+            registry: &repo.registry,
+            scopes: vec![scope(repo, Access::Pull)],
+            headers: vec![],
+            body: Body::Empty,
+        })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(status_error(what, "GET blob", status, resp));
+        }
+        let writer = make_writer().map_err(|source| RegistryError::Io {
+            what: what.into(),
+            context: "opening the destination",
+            source,
+        })?;
+        let mut hashing = HashingWriter::new(writer);
+        let limit = size.map_or(u64::MAX, |s| s + 1);
+        let mut reader = resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .reader()
+            .take(limit);
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(RegistryError::Transport {
+                        what: what.into(),
+                        op: "reading the blob",
+                        registry: repo.registry.clone(),
+                        source: Box::new(ureq::Error::Io(e)),
+                    })
+                }
+            };
+            hashing
+                .write_all(&buf[..n])
+                .map_err(|source| RegistryError::Io {
+                    what: what.into(),
+                    context: "writing the blob",
+                    source,
+                })?;
+            self.bump(|s| s.bytes_downloaded += n as u64);
+        }
+        let (actual, got, writer) = hashing.finish();
+        if let Some(expected) = size {
+            if got != expected {
+                // Short: the connection dropped (retry); long: the registry lies.
+                if got < expected {
+                    return Err(RegistryError::Transport {
+                        what: what.into(),
+                        op: "reading the blob",
+                        registry: repo.registry.clone(),
+                        source: Box::new(ureq::Error::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("the body ended after {got} of {expected} bytes"),
+                        ))),
+                    });
+                }
+                return Err(RegistryError::SizeMismatch {
+                    what: what.into(),
+                    expected,
+                    actual: got,
+                });
+            }
+        }
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                what: what.into(),
+                expected: *digest,
+                actual,
+                size: got,
+            });
+        }
+        Ok(writer)
+    }
+
+    /// HEAD a blob: its size if the repository has it.
+    pub fn head_blob(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        access: Access,
+    ) -> Result<Option<u64>> {
+        let what = format!("{}@{digest}", repo.name());
+        let resp = self.send(Request {
+            method: Method::HEAD,
+            url: self.repo_url(repo, &format!("blobs/{digest}")),
+            what: &what,
+            op: "HEAD blob",
+            registry: &repo.registry,
+            scopes: vec![scope(repo, access)],
+            headers: vec![],
+            body: Body::Empty,
+        })?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(Some(
+                header(&resp, "content-length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0),
+            )),
+            404 => Ok(None),
+            s => Err(status_error(&what, "HEAD blob", s, resp)),
+        }
+    }
+
+    /// Asks the registry to mount `digest` from repository `from` (same registry) into
+    /// `repo`. True: mounted; false: the registry declined (the caller uploads).
+    pub fn mount_blob(&self, repo: &Reference, digest: &Digest, from: &str) -> Result<bool> {
+        let what = format!("{}@{digest}", repo.name());
+        let from_ref = Reference {
+            registry: repo.registry.clone(),
+            repository: from.to_string(),
+            tag: None,
+            digest: None,
+        };
+        let resp = self.send(Request {
+            method: Method::POST,
+            url: format!(
+                "{}?mount={digest}&from={from}",
+                self.repo_url(repo, "blobs/uploads/")
+            ),
+            what: &what,
+            op: "mount blob",
+            registry: &repo.registry,
+            scopes: vec![scope(repo, Access::Push), scope(&from_ref, Access::Pull)],
+            headers: vec![("Content-Length", "0".into())],
+            body: Body::Empty,
+        })?;
+        match resp.status().as_u16() {
+            201 => {
+                self.bump(|s| s.blobs_mounted += 1);
+                Ok(true)
+            }
+            // An upload session was opened instead; let it expire (or cancel it).
+            202 => {
+                if let Some(loc) = header(&resp, "location") {
+                    let url = self.resolve_location(repo, &loc);
+                    let _ = self.send(Request {
+                        method: Method::DELETE,
+                        url,
+                        what: &what,
+                        op: "cancel upload",
+                        registry: &repo.registry,
+                        scopes: vec![scope(repo, Access::Push)],
+                        headers: vec![],
+                        body: Body::Empty,
+                    });
+                }
+                Ok(false)
+            }
+            s => Err(status_error(&what, "mount blob", s, resp)),
+        }
+    }
+
+    /// Uploads a blob: `POST …/blobs/uploads/` then one monolithic `PUT ?digest=`,
+    /// streaming from a reader that `open` creates (again for each retry). The
+    /// registry checks the digest; so do we, on the way out, before it is committed.
+    pub fn push_blob(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        open: &dyn Fn() -> io::Result<Box<dyn Read + Send>>,
+    ) -> Result<()> {
+        let what = format!("{}@{digest}", repo.name());
+        let mut attempt = 1;
+        loop {
+            match self.push_blob_once(repo, &what, digest, size, open) {
+                Ok(()) => {
+                    self.bump(|s| {
+                        s.blobs_uploaded += 1;
+                        s.bytes_uploaded += size;
+                    });
+                    return Ok(());
+                }
+                Err(e) if attempt < self.inner.opts.attempts && is_transient(&e) => {
+                    self.bump(|s| s.retries += 1);
+                    std::thread::sleep(self.backoff(attempt, None));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(crate) fn push_blob_once(
+        &self,
+        repo: &Reference,
+        what: &str,
+        digest: &Digest,
+        size: u64,
+        open: &dyn Fn() -> io::Result<Box<dyn Read + Send>>,
+    ) -> Result<()> {
+        let resp = self.send(Request {
+            method: Method::POST,
+            url: self.repo_url(repo, "blobs/uploads/"),
+            what,
+            op: "start upload",
+            registry: &repo.registry,
+            scopes: vec![scope(repo, Access::Push)],
+            headers: vec![("Content-Length", "0".into())],
+            body: Body::Empty,
+        })?;
+        let status = resp.status().as_u16();
+        if status != 202 {
+            return Err(status_error(what, "start upload", status, resp));
+        }
+        let loc = header(&resp, "location").ok_or_else(|| RegistryError::Protocol {
+            what: what.into(),
+            message: "the registry opened an upload without a Location".into(),
+        })?;
+        let base = self.resolve_location(repo, &loc);
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}digest={digest}");
+        let resp = self.send(Request {
+            method: Method::PUT,
+            url,
+            what,
+            op: "upload blob",
+            registry: &repo.registry,
+            scopes: vec![scope(repo, Access::Push)],
+            headers: vec![("Content-Type", "application/octet-stream".into())],
+            body: Body::Stream { open, len: size },
+        })?;
+        match resp.status().as_u16() {
+            201 | 204 => Ok(()),
+            s => Err(status_error(what, "upload blob", s, resp)),
+        }
+    }
+
+    /// PUT a manifest (or index) under `reference` (a tag or its digest). Returns
+    /// the digest of the bytes.
+    pub fn put_manifest(
+        &self,
+        repo: &Reference,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest> {
+        let what = format!("{}:{reference}", repo.name());
+        let resp = self.send(Request {
+            method: Method::PUT,
+            url: self.repo_url(repo, &format!("manifests/{reference}")),
+            what: &what,
+            op: "PUT manifest",
+            registry: &repo.registry,
+            scopes: vec![scope(repo, Access::Push)],
+            headers: vec![("Content-Type", media_type.into())],
+            body: Body::Bytes(bytes),
+        })?;
+        let digest = strata_digest::sha256(bytes);
+        match resp.status().as_u16() {
+            200..=299 => {
+                if let Some(d) =
+                    header(&resp, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok())
+                {
+                    if d != digest {
+                        return Err(RegistryError::DigestMismatch {
+                            what,
+                            expected: digest,
+                            actual: d,
+                            size: bytes.len() as u64,
+                        });
+                    }
+                }
+                Ok(digest)
+            }
+            s => Err(status_error(&what, "PUT manifest", s, resp)),
+        }
+    }
+}
