@@ -29,7 +29,6 @@ mod chain;
 mod checkpoint;
 mod confine;
 mod error;
-mod hashpipe;
 mod layers;
 mod materialize;
 mod midstate;

@@ -20,6 +20,7 @@
 //! can be skipped. Memory: the entry list, plus at most one mark interval of
 //! kept headers.
 
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +30,6 @@ use strata_digest::Digest;
 use crate::canonical::{walk, Item, Sink, TarOptions};
 use crate::checkpoint::{Checkpoints, EntryId, Mark};
 use crate::error::{Error, Result};
-use crate::hashpipe::HashPipe;
 use crate::midstate::{Midstate, IV};
 use crate::tarfmt::BLOCK;
 
@@ -94,12 +94,13 @@ struct Namer<'a> {
     interval: u64,
     /// `Some` while every entry so far matched the previous layer.
     matching: Option<Matching<'a>>,
-    /// The hash, once matching stopped.
-    pipe: Option<HashPipe>,
+    hasher: Midstate,
     entries: Vec<EntryId>,
-    /// Marks passed while matching (the hashing thread takes the later ones).
     marks: Vec<Mark>,
+    /// Offset of the last mark, for the interval.
+    last_mark: u64,
     reused: u64,
+    buf: Vec<u8>,
     /// Set when the sidecar proved wrong; the walk is then abandoned.
     distrust: bool,
 }
@@ -123,12 +124,12 @@ impl<'a> Namer<'a> {
                 kept: Vec::new(),
                 offset: 0,
             }),
-            pipe: prev
-                .is_none()
-                .then(|| HashPipe::start(Midstate::new(), interval)),
+            hasher: Midstate::new(),
             entries: Vec::new(),
             marks: Vec::new(),
+            last_mark: 0,
             reused: 0,
+            buf: vec![0; 256 * 1024],
             distrust: false,
         }
     }
@@ -167,64 +168,84 @@ impl<'a> Namer<'a> {
         let Some(m) = self.matching.take() else {
             return Ok(());
         };
-        let from = Midstate::resume(m.restore.state, m.restore.offset)
+        self.hasher = Midstate::resume(m.restore.state, m.restore.offset)
             .expect("marks are checked to be block aligned");
-        self.pipe = Some(HashPipe::start(from, self.interval));
         self.reused = m.restore.offset;
+        self.last_mark = m.restore.offset;
         let mut entry = m.restore.entry;
         for kept in m.kept {
             let data = kept.data.as_ref().map(|(p, size)| (p.as_path(), *size));
             self.hash_entry(&kept.header, data)?;
             entry += 1;
-            self.pipe().boundary(entry);
+            self.boundary(entry);
         }
-        if self.pipe().len() != m.offset {
+        if self.hasher.len() != m.offset {
             self.distrust = true;
             return Err(distrusted(self.root));
         }
         Ok(())
     }
 
-    fn pipe(&mut self) -> &mut HashPipe {
-        self.pipe.as_mut().expect("hashing has started")
-    }
-
     fn hash_entry(&mut self, header: &[u8], data: Option<(&Path, u64)>) -> Result<()> {
-        let pipe = self.pipe.as_mut().expect("hashing has started");
-        pipe.write(header);
+        self.hasher.update(header);
         let Some((path, size)) = data else {
             return Ok(());
         };
         if size > 0 {
             let mut file = fs_err::File::open(path)?;
-            if pipe.read_from(&mut file, size)? != size {
-                return Err(Error::Changed {
-                    path: path.to_path_buf(),
-                });
+            let mut left = size;
+            while left > 0 {
+                let want = left.min(self.buf.len() as u64) as usize;
+                let n = file.read(&mut self.buf[..want])?;
+                if n == 0 {
+                    return Err(Error::Changed {
+                        path: path.to_path_buf(),
+                    });
+                }
+                self.hasher.update(&self.buf[..n]);
+                left -= n as u64;
             }
         }
         let rem = (size % BLOCK as u64) as usize;
         if rem != 0 {
-            pipe.write(&[0u8; BLOCK][..BLOCK - rem]);
+            self.hasher.update(&[0u8; BLOCK][..BLOCK - rem]);
         }
         Ok(())
     }
 
+    /// After an entry, when hashing: a mark if the interval has passed.
+    fn boundary(&mut self, next_entry: u64) {
+        let offset = self.hasher.len();
+        if offset - self.last_mark >= self.interval {
+            let state = self
+                .hasher
+                .state()
+                .expect("entries end on block boundaries");
+            self.marks.push(Mark {
+                entry: next_entry,
+                offset,
+                state,
+            });
+            self.last_mark = offset;
+        }
+    }
+
     fn finish(mut self) -> Result<Named> {
         self.resume()?;
-        let (mut hasher, later) = self.pipe.take().expect("hashing has started").finish();
-        self.marks.extend(later);
         let n = self.entries.len() as u64;
         if self.marks.last().map(|m| m.entry) != Some(n) {
             self.marks.push(Mark {
                 entry: n,
-                offset: hasher.len(),
-                state: hasher.state().expect("entries end on block boundaries"),
+                offset: self.hasher.len(),
+                state: self
+                    .hasher
+                    .state()
+                    .expect("entries end on block boundaries"),
             });
         }
-        hasher.update(&[0u8; 2 * BLOCK]);
-        let size = hasher.len();
-        let diff_id = Digest::from_bytes(hasher.finalize());
+        self.hasher.update(&[0u8; 2 * BLOCK]);
+        let size = self.hasher.len();
+        let diff_id = Digest::from_bytes(self.hasher.finalize());
         Ok(Named {
             diff_id,
             size,
@@ -276,7 +297,7 @@ impl Sink for Namer<'_> {
         let data = item.data.as_ref().map(|d| (d.abs, d.size));
         self.hash_entry(item.header, data)?;
         self.entries.push(id);
-        self.pipe().boundary(i as u64 + 1);
+        self.boundary(i as u64 + 1);
         Ok(())
     }
 }
