@@ -67,6 +67,9 @@ pub fn apply(action: &FileAction, base: &Path, diff: &Path) -> Result<(), CopyEr
             let (uid, gid) = resolve_owner(owner.as_ref(), base)?;
             ensure_parents(base, diff, &rel)?;
             let p = diff.join(&rel);
+            // Never write through an existing entry: it may be a hardlink into an
+            // earlier, immutable layer (incremental COPY).
+            let _ = std::fs::remove_file(&p);
             std::fs::write(&p, data.as_bytes()).map_err(io(&p))?;
             apply_attrs(
                 &p,
