@@ -10,11 +10,14 @@ use anyhow::{bail, Context, Result};
 /// busybox for base images made at test time, and git (ADD of git repositories, served
 /// by `git daemon`), and the OCI runtimes RUN uses (runc; crun, which the tests use
 /// only where it works), debootstrap for the Debian base image of the multi-stage gcc
-/// build, and openssh-client (a real ssh-agent for `RUN --mount=type=ssh`). Sorted.
+/// build, openssh-client (a real ssh-agent for `RUN --mount=type=ssh`), and
+/// docker-registry (Docker distribution, which the registry tests start on 127.0.0.1).
+/// Sorted.
 pub const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     "crun",
     "debootstrap",
+    "docker-registry",
     "docker.io",
     "git",
     "openssh-client",
