@@ -35,6 +35,9 @@ pub enum Command {
     /// Inspect what strata would do.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Inspect the build cache.
+    #[command(subcommand)]
+    Cache(crate::commands::cache::CacheCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub mod build;
+pub mod cache;
 mod debug;
 mod docker_save;
+mod explain;
 mod image;
 pub mod registry;
 
@@ -19,5 +21,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => registry::pull(args, root),
         Command::Push(args) => registry::push(args, root),
         Command::Debug(DebugCommand::Graph(args)) => debug::graph(args, root),
+        Command::Cache(cmd) => cache::run(cmd, root),
     }
 }
