@@ -311,12 +311,18 @@ impl Writer<'_> {
                 }
                 Err(_) => {
                     let (uid, gid) = self.env.owner.unwrap_or((0, 0));
-                    Attrs {
+                    let mut attrs = Attrs {
                         uid,
                         gid,
                         mode: 0o755,
                         mtime: now(),
+                    };
+                    if let Some(mtime) = self.previous_dir_mtime(&cur, &attrs) {
+                        attrs.mtime = mtime;
                     }
+                    // Keeps its creation time once its contents are written.
+                    self.fixups.push((in_diff.clone(), attrs));
+                    attrs
                 }
             };
             std::fs::create_dir(&in_diff).map_err(io(&in_diff))?;
@@ -556,6 +562,20 @@ impl Writer<'_> {
 }
 
 impl Writer<'_> {
+    /// A directory this step creates (it is not in the base) keeps the mtime it got
+    /// when an earlier run of the same step created it, if that run made it with the
+    /// same owner and mode: "now" either way, and a re-run's layer then starts with the
+    /// same bytes as the previous one, so its diffID resumes from the previous layer's
+    /// checkpoints instead of hashing everything again.
+    fn previous_dir_mtime(&self, rel: &Path, attrs: &Attrs) -> Option<(i64, i64)> {
+        let r = self.env.reuse?;
+        let p = std::fs::symlink_metadata(r.prev.join(rel)).ok()?;
+        let same = p.is_dir()
+            && p.mode() & 0o7777 == attrs.mode
+            && (p.uid(), p.gid()) == (attrs.uid, attrs.gid);
+        same.then(|| (p.mtime(), p.mtime_nsec()))
+    }
+
     /// Hardlinks `target` from the previous layer when the source file is unchanged
     /// (same stamp as when an earlier build hashed it) and the previous copy has exactly
     /// the size, mtime, mode and owner this copy would give it.
