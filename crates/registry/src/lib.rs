@@ -15,6 +15,7 @@
 mod auth;
 mod blob;
 mod error;
+mod mirror;
 mod transport;
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ pub struct ClientOptions {
     pub credentials: CredentialSource,
     /// Registries (host[:port]) spoken to over plain HTTP besides loopback ones.
     pub insecure: Vec<String>,
+    /// Per registry host: mirrors (host[:port]) that pulls try first, in order.
+    pub mirrors: HashMap<String, Vec<String>>,
     /// PEM files of extra CAs trusted besides the bundled webpki roots.
     pub ca_files: Vec<std::path::PathBuf>,
     /// Attempts per request (at least 1).
@@ -58,6 +61,7 @@ impl Default for ClientOptions {
         ClientOptions {
             credentials: CredentialSource::DockerConfig,
             insecure: Vec::new(),
+            mirrors: HashMap::new(),
             ca_files: Vec::new(),
             attempts: 5,
             backoff: Duration::from_millis(250),
@@ -93,6 +97,8 @@ pub struct Stats {
     pub blobs_mounted: u64,
     pub bytes_uploaded: u64,
     pub bytes_downloaded: u64,
+    /// Pull requests a mirror could not answer (sent on to the next, or upstream).
+    pub mirror_fallbacks: u64,
 }
 
 /// A manifest or index as the registry sent it.

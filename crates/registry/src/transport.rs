@@ -24,7 +24,7 @@ impl Client {
 
     /// Sends with authentication and retries: transient failures (transport errors,
     /// 5xx, 429) are retried with backoff; a 401 triggers the challenge's flow once.
-    pub(crate) fn send(&self, req: Request<'_>) -> Result<Response> {
+    pub(crate) fn send_direct(&self, req: Request<'_>) -> Result<Response> {
         let mut attempt = 1;
         let mut authed_after_401 = false;
         loop {

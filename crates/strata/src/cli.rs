@@ -15,6 +15,9 @@ pub struct Cli {
     /// The store directory (default: /var/lib/strata as root, else $XDG_DATA_HOME/strata).
     #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Trust this CA (PEM) for registries besides the system's (repeatable).
+    #[arg(long = "registry-ca", global = true, value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

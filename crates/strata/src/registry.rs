@@ -11,7 +11,7 @@ use strata_digest::Digest;
 use strata_oci::{
     media_types, Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, Reference,
 };
-use strata_registry::{Access, Client, ClientOptions};
+use strata_registry::{Access, Client};
 use strata_store::{ImageRecord, Store};
 
 /// Layers downloaded at once.
@@ -28,7 +28,7 @@ pub struct Remote {
 }
 
 pub fn client() -> Result<Client> {
-    Ok(Client::new(ClientOptions::default())?)
+    Ok(Client::new(crate::config::client_options()?)?)
 }
 
 /// Pulls `r` for `platform` into the store and names it `r`. Blobs already stored are

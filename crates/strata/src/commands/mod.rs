@@ -14,6 +14,7 @@ use crate::cli::{Cli, Command, DebugCommand};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = cli.root.as_ref();
+    crate::config::set_registry_cas(cli.registry_ca.clone());
     match cli.command {
         Command::Build(args) => build::run(*args, root),
         Command::Images => image::list(&crate::store::open(root)?),

@@ -1,0 +1,202 @@
+//! The configuration file: TOML at `$STRATA_CONFIG`, else
+//! `$XDG_CONFIG_HOME/strata/config.toml` (`~/.config/strata/config.toml`), else
+//! `/etc/strata/config.toml`; the first that exists wins, none is an empty config.
+//! A set `$STRATA_CONFIG` must name a readable file.
+//!
+//! ```toml
+//! [registry."docker.io"]
+//! mirrors = ["mirror.example.com:5000"]   # pulls try these first, in order
+//! [registry."reg.lan:5000"]
+//! insecure = true                         # plain HTTP
+//! ca = "/etc/strata/reg.lan.pem"          # or a list of PEM files
+//! ```
+//!
+//! Loaded once, on first use ([`get`]); unknown keys are errors, reported with the
+//! file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Context as _, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Per registry host (`docker.io`, `host:port`).
+    #[serde(default)]
+    pub registry: BTreeMap<String, RegistryConfig>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Registries (`host[:port]`) pulls try first, in order, before this one.
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    /// Speak plain HTTP to this registry.
+    #[serde(default)]
+    pub insecure: bool,
+    /// PEM files of CAs to trust (one path or a list).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub ca: Vec<PathBuf>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// The configuration file to read, if any exists.
+pub fn path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("STRATA_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("strata/config.toml"));
+    user.into_iter()
+        .chain([PathBuf::from("/etc/strata/config.toml")])
+        .find(|p| p.exists())
+}
+
+impl Config {
+    /// Parses `text` (read from `file`); errors name `file:line:column`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| {
+            let (line, col) = match e.span() {
+                Some(span) => {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    (line, col)
+                }
+                None => (1, 1),
+            };
+            anyhow::anyhow!(
+                "{}:{line}:{col}: invalid configuration: {}",
+                file.display(),
+                e.message().trim_end()
+            )
+        })
+    }
+
+    /// Reads the configuration file ([`path`]), or the empty configuration.
+    pub fn load() -> Result<Config> {
+        let Some(p) = path() else {
+            return Ok(Config::default());
+        };
+        let text = fs_err::read_to_string(&p).context("reading the configuration file")?;
+        Config::parse(&p, &text)
+    }
+
+    /// The settings for one registry host (empty when it has none).
+    #[cfg(test)]
+    pub fn registry(&self, host: &str) -> RegistryConfig {
+        self.registry.get(host).cloned().unwrap_or_default()
+    }
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+static CLI_CAS: OnceLock<Vec<PathBuf>> = OnceLock::new();
+
+/// Records the global `--registry-ca` files (once, before any client is made).
+pub fn set_registry_cas(files: Vec<PathBuf>) {
+    let _ = CLI_CAS.set(files);
+}
+
+/// Registry client options from the configuration and the command line: insecure
+/// registries, mirrors, and the CAs of `--registry-ca` and every `ca` (trusted for
+/// every registry: the client has one trust store).
+pub fn client_options() -> Result<strata_registry::ClientOptions> {
+    let cfg = get()?;
+    let mut opts = strata_registry::ClientOptions::default();
+    opts.ca_files
+        .extend(CLI_CAS.get().into_iter().flatten().cloned());
+    for (host, r) in &cfg.registry {
+        if r.insecure {
+            opts.insecure.push(host.clone());
+        }
+        opts.ca_files.extend(r.ca.iter().cloned());
+        if !r.mirrors.is_empty() {
+            opts.mirrors.insert(host.clone(), r.mirrors.clone());
+        }
+    }
+    Ok(opts)
+}
+
+/// The configuration, read on first use.
+pub fn get() -> Result<&'static Config> {
+    if let Some(c) = CONFIG.get() {
+        return Ok(c);
+    }
+    let c = Config::load()?;
+    Ok(CONFIG.get_or_init(|| c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_registry_settings() {
+        let c = Config::parse(
+            Path::new("c.toml"),
+            r#"
+[registry."docker.io"]
+mirrors = ["127.0.0.1:5001", "mirror.lan"]
+
+[registry."reg.lan:5000"]
+insecure = true
+ca = "/ca.pem"
+
+[registry."other"]
+ca = ["/a.pem", "/b.pem"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.registry("docker.io").mirrors,
+            ["127.0.0.1:5001", "mirror.lan"]
+        );
+        let lan = c.registry("reg.lan:5000");
+        assert!(lan.insecure);
+        assert_eq!(lan.ca, [PathBuf::from("/ca.pem")]);
+        assert_eq!(c.registry("other").ca.len(), 2);
+        assert!(!c.registry("nowhere").insecure);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let e = Config::parse(
+            Path::new("/x/config.toml"),
+            "[registry.\"a\"]\nmirrors = [\"m\"]\nmirror = [\"typo\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("/x/config.toml:3:1: "), "{e}");
+        assert!(e.contains("mirror"), "{e}");
+        let e = Config::parse(Path::new("c.toml"), "[registry\ninsecure = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:1:"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[registry.\"a\"]\ninsecure = \"yes\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("c.toml:2:12: "), "{e}");
+    }
+}
