@@ -196,6 +196,8 @@ pub struct BuildArgs {
     /// run with every capability.
     #[arg(long = "allow", value_enum, value_name = "ENTITLEMENT")]
     pub allow: Vec<Entitlement>,
+    #[command(flatten)]
+    pub cache_io: crate::remote_cache::CacheIoArgs,
 }
 
 /// What `--allow` may grant.

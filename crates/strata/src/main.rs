@@ -13,6 +13,7 @@ mod export;
 mod outputs;
 mod progress;
 mod registry;
+mod remote_cache;
 mod resolver;
 mod stdout;
 mod store;
