@@ -41,6 +41,9 @@ pub enum Command {
     /// Inspect the build cache.
     #[command(subcommand)]
     Cache(crate::commands::cache::CacheCommand),
+    /// Manage the store as a whole (disk usage, pruning).
+    #[command(subcommand)]
+    System(crate::commands::system::SystemCommand),
 }
 
 #[derive(Debug, Subcommand)]

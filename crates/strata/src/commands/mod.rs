@@ -5,8 +5,10 @@ pub mod cache;
 mod debug;
 mod docker_save;
 mod explain;
+mod gc_cmd;
 mod image;
 pub mod registry;
+pub mod system;
 
 use std::process::ExitCode;
 
@@ -23,5 +25,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => registry::push(args, root),
         Command::Debug(DebugCommand::Graph(args)) => debug::graph(args, root),
         Command::Cache(cmd) => cache::run(cmd, root),
+        Command::System(cmd) => system::run(cmd, root),
     }
 }

@@ -1,0 +1,24 @@
+//! `strata system …`: the store as a whole. One module per subcommand: `df` and `prune`
+//! live in `gc_cmd.rs` beside the cache commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::gc_cmd::{DfArgs, SystemPruneArgs};
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show disk usage of images, build cache and cache mounts (like `docker system df`).
+    Df(DfArgs),
+    /// Remove untagged images' unreferenced blobs and the build cache.
+    Prune(SystemPruneArgs),
+}
+
+pub fn run(cmd: SystemCommand, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SystemCommand::Df(args) => super::gc_cmd::df(args, root),
+        SystemCommand::Prune(args) => super::gc_cmd::system_prune(args, root),
+    }
+}
