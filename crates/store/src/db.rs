@@ -63,6 +63,36 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX lease_resources_by_resource ON lease_resources (kind, id);
     ",
+    // 2: build history (`strata build --explain`, `strata cache explain`): one row per
+    // build and per step, with the step's identity (project, stage, position,
+    // instruction), its outcome, a fingerprint of what it depends on, the explainable
+    // facts (JSON, bounded) and why it missed the cache (JSON list).
+    "
+    CREATE TABLE builds (
+        id      TEXT PRIMARY KEY,
+        created INTEGER NOT NULL,
+        project TEXT NOT NULL,
+        status  TEXT NOT NULL,
+        image   TEXT,
+        names   TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX builds_by_image ON builds (image);
+    CREATE TABLE build_steps (
+        build       TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
+        seq         INTEGER NOT NULL,
+        stage       TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        instruction TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        facts       TEXT NOT NULL,
+        explanation TEXT NOT NULL,
+        PRIMARY KEY (build, seq)
+    ) STRICT;
+    CREATE INDEX build_steps_by_position ON build_steps (stage, position);
+    CREATE INDEX build_steps_by_instruction ON build_steps (stage, instruction);
+    ",
 ];
 
 /// The schema version this build writes.
