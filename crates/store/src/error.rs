@@ -66,6 +66,13 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    #[error("encoding the history of build {build}")]
+    EncodeHistory {
+        build: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
     #[error("locking {what} ({path})")]
     Lock {
         /// What the lock protects, e.g. `key "vertex…"` or `the tmp/ cleaner`.
