@@ -33,6 +33,8 @@ pub struct SolveOptions {
     pub ssh: crate::SshAgents,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
     pub allow_insecure: bool,
+    /// `--cache-from`/`--cache-to`: imported records, and what the solve used.
+    pub sharing: Option<Arc<crate::CacheSharing>>,
 }
 
 pub struct Solver {
@@ -76,7 +78,14 @@ impl Solver {
         let mut index = HashMap::new();
         let mut vertices = Vec::with_capacity(closure.len());
         for v in &closure {
-            let op = self.runner(&v.op, opts);
+            let mut op = self.runner(&v.op, opts);
+            if let Some(sharing) = &opts.sharing {
+                op = Arc::new(crate::sharing::FetchInputs {
+                    inner: op,
+                    layers: self.layers.clone(),
+                    sharing: sharing.clone(),
+                });
+            }
             let inputs = v.inputs.iter().map(|i| index[&i.vertex]).collect();
             index.insert(v.id, vertices.len());
             vertices.push(Vertex {
@@ -101,8 +110,22 @@ impl Solver {
             store: self.store.clone(),
             layers: self.layers.clone(),
         };
+        let sharing = opts
+            .sharing
+            .clone()
+            .map(|sharing| crate::sharing::SharingCache {
+                local: StoreCache {
+                    store: self.store.clone(),
+                    layers: self.layers.clone(),
+                },
+                sharing,
+            });
+        let cache: &dyn strata_scheduler::CacheMap<Output> = match &sharing {
+            Some(s) => s,
+            None => &cache,
+        };
         let result = Scheduler::new(parallelism)
-            .solve(vertices, &[target_index], &cache, reporter, cancel)
+            .solve(vertices, &[target_index], cache, reporter, cancel)
             .await;
         let _ = self.stat.save();
         let out = result?.into_iter().next().expect("one result per target");

@@ -129,6 +129,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         secrets: secrets(&args.secrets)?,
         ssh: ssh_agents(&args.ssh, std::env::var_os("SSH_AUTH_SOCK"))?,
         allow_insecure,
+        sharing: None,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cancel = CancellationToken::new();

@@ -1,0 +1,197 @@
+//! Sharing the cache across machines, the solver's half: records imported from an
+//! exported cache answer lookups the local store misses, every record a solve uses is
+//! remembered for export, and layers of imported records are fetched only when an op
+//! reads them (a hit whose layers nothing reads is never downloaded).
+//!
+//! Where imported layers come from (an OCI layout, a registry) is the caller's
+//! [`LayerFetcher`]; this module never knows the format.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use strata_digest::Digest;
+use strata_scheduler::{BoxFuture, CacheMap, CachePolicy, CacheRecord, Context, Op, OpError};
+use strata_snapshot::{Chain, Layers};
+
+use crate::output::StoreCache;
+use crate::Output;
+
+/// Makes imported layers present in the store. Called from blocking threads, possibly
+/// for the same layer at once (the fetcher serialises per layer).
+pub trait LayerFetcher: Send + Sync {
+    fn fetch(&self, diff_id: &Digest) -> Result<(), OpError>;
+}
+
+/// A cache record as exported and imported: the result's layers and its effective key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedRecord {
+    pub chain: Chain,
+    pub key: Digest,
+    pub description: String,
+}
+
+/// What a solve shares: imported records (by cache key) with their fetcher, and the
+/// records the solve used (for `--cache-to`).
+pub struct CacheSharing {
+    imported: HashMap<Digest, SharedRecord>,
+    fetcher: Option<Arc<dyn LayerFetcher>>,
+    used: Mutex<BTreeMap<Digest, SharedRecord>>,
+}
+
+impl std::fmt::Debug for CacheSharing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheSharing")
+            .field("imported", &self.imported.len())
+            .field("used", &self.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheSharing {
+    /// `imported` records answer misses; their layers come from `fetcher` when read.
+    pub fn new(
+        imported: HashMap<Digest, SharedRecord>,
+        fetcher: Option<Arc<dyn LayerFetcher>>,
+    ) -> Self {
+        CacheSharing {
+            imported,
+            fetcher,
+            used: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Every record the solve looked up with a hit or recorded, by key.
+    pub fn used(&self) -> BTreeMap<Digest, SharedRecord> {
+        self.lock().clone()
+    }
+
+    /// Makes every layer of `chain` present, fetching imported ones (blocking).
+    pub fn ensure(&self, layers: &Layers, chain: &Chain) -> Result<(), OpError> {
+        for d in &chain.0 {
+            if !layers.has(d) {
+                match &self.fetcher {
+                    Some(f) => f.fetch(d)?,
+                    None => return Err(OpError::new(format!("layer {d} is not in the store"))),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&self, key: &Digest, rec: SharedRecord) {
+        self.lock().insert(*key, rec);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Digest, SharedRecord>> {
+        self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The store's cache, then the imported records; remembers what the solve used.
+pub(crate) struct SharingCache {
+    pub local: StoreCache,
+    pub sharing: Arc<CacheSharing>,
+}
+
+impl CacheMap<Output> for SharingCache {
+    fn get(&self, key: &Digest) -> Option<CacheRecord<Output>> {
+        if let Some(hit) = self.local.get(key) {
+            if let Output::Fs(chain) = &hit.value {
+                let description = self
+                    .sharing
+                    .imported
+                    .get(key)
+                    .map(|r| r.description.clone())
+                    .unwrap_or_default();
+                self.sharing.note(
+                    key,
+                    SharedRecord {
+                        chain: chain.clone(),
+                        key: hit.key,
+                        description,
+                    },
+                );
+            }
+            return Some(hit);
+        }
+        let rec = self.sharing.imported.get(key)?.clone();
+        let hit = CacheRecord {
+            value: Output::Fs(rec.chain.clone()),
+            key: rec.key,
+        };
+        // Recorded locally too: it hits without `--cache-from` once its layers are here.
+        self.local.put(key, &hit, &rec.description);
+        self.sharing.note(key, rec);
+        Some(hit)
+    }
+
+    fn put(&self, key: &Digest, record: &CacheRecord<Output>, description: &str) {
+        self.local.put(key, record, description);
+        if let Output::Fs(chain) = &record.value {
+            self.sharing.note(
+                key,
+                SharedRecord {
+                    chain: chain.clone(),
+                    key: record.key,
+                    description: description.to_string(),
+                },
+            );
+        }
+    }
+}
+
+/// Runs `inner` once the layers of its inputs are present (before `exec`): an imported hit's layers are
+/// fetched when (and only when) a step reads them.
+pub(crate) struct FetchInputs {
+    pub inner: Arc<dyn Op<Output>>,
+    pub layers: Arc<Layers>,
+    pub sharing: Arc<CacheSharing>,
+}
+
+impl FetchInputs {
+    async fn ready(&self, inputs: &[Output]) -> Result<(), OpError> {
+        let missing: Vec<Chain> = inputs
+            .iter()
+            .filter_map(Output::chain)
+            .filter(|c| !c.0.iter().all(|d| self.layers.has(d)))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let (layers, sharing) = (self.layers.clone(), self.sharing.clone());
+        crate::op::blocking(move || {
+            missing
+                .iter()
+                .try_for_each(|chain| sharing.ensure(&layers, chain))
+        })
+        .await
+    }
+}
+
+impl Op<Output> for FetchInputs {
+    fn cache_policy(&self) -> CachePolicy {
+        self.inner.cache_policy()
+    }
+
+    fn content_key<'a>(
+        &'a self,
+        cx: &'a Context,
+        inputs: &'a [Output],
+    ) -> BoxFuture<'a, Result<Option<Digest>, OpError>> {
+        // Content keys read local directories and the layer lists of filesystem inputs,
+        // never their files: no fetch here.
+        self.inner.content_key(cx, inputs)
+    }
+
+    fn exec<'a>(
+        &'a self,
+        cx: &'a Context,
+        inputs: &'a [Output],
+    ) -> BoxFuture<'a, Result<Output, OpError>> {
+        Box::pin(async move {
+            self.ready(inputs).await?;
+            self.inner.exec(cx, inputs).await
+        })
+    }
+}
