@@ -48,7 +48,7 @@ pub use error::{Result, StoreError};
 pub use history::{BuildRecord, StepRecord, KEEP_BUILDS};
 pub use images::ImageRecord;
 pub use lease::Lease;
-pub use lock::KeyLock;
+pub use lock::{KeyLock, PendingLock};
 
 /// A handle on the store. Cloning is cheap and shares one database connection and one
 /// `tmp/` session; `Store` is `Send + Sync`.
@@ -76,8 +76,10 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the store at `root`: makes the directories, opens and
     /// migrates `meta.db`, and removes `tmp/` entries left by dead processes.
+    /// A relative `root` is made absolute first: paths under it end up in places
+    /// read from other directories (a runtime's bundle, a cache mount's source).
     pub fn open(root: &Path) -> Result<Store> {
-        let root = root.to_path_buf();
+        let root = std::path::absolute(root)?;
         let blobs = root.join("blobs").join("sha256");
         for dir in [
             &blobs,

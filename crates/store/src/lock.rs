@@ -38,18 +38,21 @@ impl Store {
         self.key_lock(key, false)
     }
 
-    fn key_lock(&self, key: &str, blocking: bool) -> Result<Option<KeyLock>> {
-        let path = self.lock_path(key);
-        let file = open_lock_file(&path)?;
-        let taken = flock_exclusive(file.file(), blocking).map_err(|source| StoreError::Lock {
-            what: format!("key {key:?}"),
-            path: path.clone(),
-            source,
-        })?;
-        Ok(taken.then(|| KeyLock {
+    /// What [`Store::lock`] would wait for, detached from this handle: a thread can
+    /// block on it without keeping the store (and its tmp/ session) alive.
+    pub fn pending_lock(&self, key: &str) -> PendingLock {
+        PendingLock {
             key: key.to_string(),
-            _file: file,
-        }))
+            path: self.lock_path(key),
+        }
+    }
+
+    fn key_lock(&self, key: &str, blocking: bool) -> Result<Option<KeyLock>> {
+        PendingLock {
+            key: key.to_string(),
+            path: self.lock_path(key),
+        }
+        .take(blocking)
     }
 
     fn lock_path(&self, key: &str) -> PathBuf {
@@ -57,6 +60,32 @@ impl Store {
             .root
             .join("locks")
             .join(strata_digest::sha256(key).hex())
+    }
+}
+
+/// A key lock not yet taken (see [`Store::pending_lock`]).
+#[derive(Debug, Clone)]
+pub struct PendingLock {
+    key: String,
+    path: PathBuf,
+}
+
+impl PendingLock {
+    /// Blocks until the lock is this caller's.
+    pub fn wait(self) -> Result<KeyLock> {
+        self.take(true)
+            .map(|lock| lock.expect("a blocking lock is always taken"))
+    }
+
+    fn take(self, blocking: bool) -> Result<Option<KeyLock>> {
+        let PendingLock { key, path } = self;
+        let file = open_lock_file(&path)?;
+        let taken = flock_exclusive(file.file(), blocking).map_err(|source| StoreError::Lock {
+            what: format!("key {key:?}"),
+            path: path.clone(),
+            source,
+        })?;
+        Ok(taken.then_some(KeyLock { key, _file: file }))
     }
 }
 
@@ -161,6 +190,24 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(entries.load(Ordering::SeqCst), 200);
+    }
+
+    #[test]
+    fn a_pending_lock_waits_without_the_store_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let held = store.lock("k").unwrap();
+        let pending = store.pending_lock("k");
+        drop(store);
+        let (tx, rx) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let lock = pending.wait().unwrap();
+            tx.send(lock.key().to_string()).unwrap();
+        });
+        assert!(rx.try_recv().is_err());
+        drop(held);
+        assert_eq!(rx.recv().unwrap(), "k");
+        waiter.join().unwrap();
     }
 
     #[test]

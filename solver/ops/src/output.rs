@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use strata_digest::{key, Digest};
-use strata_scheduler::{CacheMap, CacheRecord};
+use strata_scheduler::{BoxFuture, CacheMap, CacheRecord, Claimed, OpError};
 use strata_snapshot::{Chain, Layers};
 use strata_store::Store;
 
@@ -81,6 +81,29 @@ impl CacheMap<Output> for StoreCache {
         };
         // A failed record only costs a future rebuild; never fail the build for it.
         let _ = self.store.cache_put(k, &rec);
+    }
+
+    /// The store's file lock on the key (`locks/`), which the kernel releases when a
+    /// holder dies, even by SIGKILL. Waiting blocks a thread of its own, not the
+    /// runtime's blocking pool, so a cancelled build can exit while it waits.
+    fn claim<'a>(&'a self, key: &'a Digest) -> BoxFuture<'a, Result<Claimed, OpError>> {
+        let name = format!("vertex {key}");
+        Box::pin(async move {
+            if let Some(lock) = self.store.try_lock(&name).map_err(OpError::new)? {
+                return Ok(Claimed::Free(Box::new(lock)));
+            }
+            let pending = self.store.pending_lock(&name);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("strata-claim".into())
+                .spawn(move || drop(tx.send(pending.wait())))
+                .map_err(OpError::new)?;
+            let lock = rx
+                .await
+                .map_err(|_| OpError::new("the thread waiting for a cache key lock ended"))?
+                .map_err(OpError::new)?;
+            Ok(Claimed::Waited(Box::new(lock)))
+        })
     }
 }
 

@@ -1,9 +1,24 @@
 //! The cache seam: where results are looked up and recorded by key.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use strata_digest::Digest;
+
+use crate::{BoxFuture, OpError};
+
+/// Held while one caller computes the result of a key (see [`CacheMap::claim`]); dropping
+/// it lets the next claimant in.
+pub type Claim = Box<dyn Send + Sync>;
+
+/// How [`CacheMap::claim`] went.
+pub enum Claimed {
+    /// Nobody else was computing the key.
+    Free(Claim),
+    /// Someone was; this caller waited until they finished. The waiter looks the key up
+    /// again before running anything itself.
+    Waited(Claim),
+}
 
 /// A result as recorded: the value and the vertex's effective key (see [`crate::keys`]),
 /// which dependents compose into their own definition keys.
@@ -21,6 +36,16 @@ pub trait CacheMap<T>: Send + Sync {
     /// Records `record` under `key`; `description` names the vertex for humans
     /// (cache listings, pruning).
     fn put(&self, key: &Digest, record: &CacheRecord<T>, description: &str);
+
+    /// Waits until this caller alone may compute `key` among everyone sharing the cache
+    /// (other solves, other processes), so a vertex two builds need runs once: the
+    /// scheduler claims the key after a cache miss, looks it up again, and runs the op
+    /// only if it still misses. Dropping the [`Claimed`] claim releases it. The default
+    /// excludes nobody (a cache no one else shares).
+    fn claim<'a>(&'a self, key: &'a Digest) -> BoxFuture<'a, Result<Claimed, OpError>> {
+        let _ = key;
+        Box::pin(futures::future::ready(Ok(Claimed::Free(Box::new(())))))
+    }
 }
 
 /// Never hits, records nothing (`--no-cache` without a store).
@@ -38,12 +63,15 @@ impl<T> CacheMap<T> for NoCache {
 #[derive(Debug)]
 pub struct MemoryCache<T> {
     entries: Mutex<HashMap<Digest, (CacheRecord<T>, String)>>,
+    /// One async mutex per claimed key (see [`CacheMap::claim`]).
+    claims: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl<T> Default for MemoryCache<T> {
     fn default() -> Self {
         MemoryCache {
             entries: Mutex::new(HashMap::new()),
+            claims: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -87,5 +115,19 @@ impl<T: Clone + Send + Sync> CacheMap<T> for MemoryCache<T> {
     fn put(&self, key: &Digest, record: &CacheRecord<T>, description: &str) {
         self.lock()
             .insert(*key, (record.clone(), description.to_string()));
+    }
+
+    /// Solves sharing this cache run a key once.
+    fn claim<'a>(&'a self, key: &'a Digest) -> BoxFuture<'a, Result<Claimed, OpError>> {
+        let mutex = {
+            let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(claims.entry(*key).or_default())
+        };
+        Box::pin(async move {
+            Ok(match Arc::clone(&mutex).try_lock_owned() {
+                Ok(guard) => Claimed::Free(Box::new(guard)),
+                Err(_) => Claimed::Waited(Box::new(mutex.lock_owned().await)),
+            })
+        })
     }
 }

@@ -8,7 +8,9 @@
 //! with equal ids run once. Every vertex is looked up in a [`CacheMap`] under two tiers
 //! of keys ([`keys`]): a definition key (its id and its inputs' keys, known before
 //! anything runs) and a content key (its id and a digest the op computes from its
-//! inputs, e.g. of the files a COPY reads). The first failure cancels the rest; an
+//! inputs, e.g. of the files a COPY reads). After a miss the key is claimed
+//! ([`CacheMap::claim`]) and looked up again, so solves sharing a cache, in this process or
+//! others, run a vertex once and the later ones reuse its result. The first failure cancels the rest; an
 //! external [`CancellationToken`] stops the solve; a panicking op is an error, not a hang.
 //! Progress goes out as [`strata_progress::Event`]s.
 //!
@@ -25,7 +27,7 @@ mod plan;
 mod scheduler;
 mod task;
 
-pub use cache::{CacheMap, CacheRecord, MemoryCache, NoCache};
+pub use cache::{CacheMap, CacheRecord, Claim, Claimed, MemoryCache, NoCache};
 pub use context::Context;
 pub use error::{OpError, SolveError};
 pub use op::{BoxFuture, CachePolicy, Op, Vertex};

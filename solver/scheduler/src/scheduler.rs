@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use strata_digest::Digest;
-use strata_progress::{Event, Reporter, VertexRef};
+use strata_progress::{Event, Reporter, Stream, VertexRef};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::Plan;
-use crate::{keys, task, CacheMap, CachePolicy, CacheRecord, Context, OpError, SolveError, Vertex};
+use crate::{
+    keys, task, CacheMap, CachePolicy, CacheRecord, Claimed, Context, OpError, SolveError, Vertex,
+};
 
 /// How long a stopping solve waits, by default, for running ops to honour cancellation
 /// before it drops (aborts) them.
@@ -269,6 +271,42 @@ impl<T: Clone + Send + Sync + 'static> Run<'_, T> {
         }
         let key = content_key.or(definition_key);
 
+        let start_wait = Instant::now();
+        // Claim the key, so solves sharing the cache (other processes too) run a vertex
+        // once: whoever claims after another finished finds its result.
+        let claim = match key.filter(|_| lookup && policy != CachePolicy::Never) {
+            Some(k) => {
+                let claimed = tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
+                    claimed = self.cache.claim(&k) => claimed,
+                };
+                let (claim, waited) = match claimed {
+                    Ok(Claimed::Free(c)) => (c, None),
+                    Ok(Claimed::Waited(c)) => (c, Some(start_wait.elapsed())),
+                    Err(e) => return Err(self.fail(vref, e)),
+                };
+                if let Some(waited) = waited {
+                    cx.log(
+                        Stream::Stderr,
+                        format!(
+                            "waited {:.1}s for another build running this step",
+                            waited.as_secs_f64()
+                        ),
+                    );
+                }
+                if let Some(hit) = self.cache.get(&k) {
+                    if let Some(d) = definition_key.filter(|d| *d != k) {
+                        self.cache.put(&d, &hit, &vertex.name);
+                    }
+                    self.report(Event::Cached { vertex: vref });
+                    return Ok((hit.value, Some(hit.key)));
+                }
+                Some(claim)
+            }
+            None => None,
+        };
+
         // Run, within the parallelism limit.
         let permit = tokio::select! {
             biased;
@@ -298,7 +336,7 @@ impl<T: Clone + Send + Sync + 'static> Run<'_, T> {
             vertex: vref,
             duration: start.elapsed(),
         });
-        match key {
+        let out = match key {
             Some(key) if policy != CachePolicy::Never => {
                 let record = CacheRecord { value, key };
                 for k in [definition_key, content_key].into_iter().flatten() {
@@ -307,7 +345,10 @@ impl<T: Clone + Send + Sync + 'static> Run<'_, T> {
                 Ok((record.value, Some(key)))
             }
             _ => Ok((value, key)),
-        }
+        };
+        // Released once the result is recorded, so a waiter finds it.
+        drop(claim);
+        out
     }
 
     /// Reports `vertex`'s failure; the first one of the solve cancels the rest.

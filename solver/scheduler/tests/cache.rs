@@ -282,3 +282,81 @@ async fn records_are_keyed_by_id_not_name() {
         Some("[stage-1 1/2] RUN x")
     );
 }
+
+/// A [`MemoryCache`] that counts [`CacheMap::claim`] calls, so a test knows when a second
+/// solve is waiting for the key.
+struct CountingClaims {
+    inner: MemoryCache<String>,
+    claims: tokio::sync::watch::Sender<usize>,
+}
+
+impl strata_scheduler::CacheMap<String> for CountingClaims {
+    fn get(&self, key: &Digest) -> Option<strata_scheduler::CacheRecord<String>> {
+        self.inner.get(key)
+    }
+    fn put(&self, key: &Digest, record: &strata_scheduler::CacheRecord<String>, d: &str) {
+        self.inner.put(key, record, d)
+    }
+    fn claim<'a>(
+        &'a self,
+        key: &'a Digest,
+    ) -> strata_scheduler::BoxFuture<'a, Result<strata_scheduler::Claimed, strata_scheduler::OpError>>
+    {
+        self.claims.send_modify(|n| *n += 1);
+        self.inner.claim(key)
+    }
+}
+
+#[tokio::test]
+async fn two_solves_sharing_a_cache_run_a_vertex_once_and_the_second_reuses_it() {
+    let (claims, mut claimed) = tokio::sync::watch::channel(0);
+    let cache = CountingClaims {
+        inner: MemoryCache::new(),
+        claims,
+    };
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let op = || {
+        let (ran, release) = (ran.clone(), release.clone());
+        TestOp::new("slow")
+            .exec(move |_, _| {
+                let (ran, release) = (ran.clone(), release.clone());
+                async move {
+                    ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = release.acquire().await;
+                    Ok("made once".to_string())
+                }
+            })
+            .build()
+    };
+    let (op1, op2) = (op(), op());
+    let scheduler = Scheduler::new(4);
+    let control = async {
+        // Both solves missed and claimed the key; one of them runs, the other waits.
+        claimed.wait_for(|n| *n >= 2).await.unwrap();
+        release.add_permits(10);
+    };
+    let (first, second, ()) = tokio::join!(
+        solve(&scheduler, vec![vertex("v", &[], &op1)], &[0], &cache),
+        solve(&scheduler, vec![vertex("v", &[], &op2)], &[0], &cache),
+        guard(control),
+    );
+    assert_eq!(first.values(), ["made once"]);
+    assert_eq!(second.values(), ["made once"]);
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(op1.execs() + op2.execs(), 1);
+    let mut kinds = [first.kinds("v"), second.kinds("v")];
+    kinds.sort();
+    assert_eq!(kinds, [vec!["cached"], vec!["started", "completed"]]);
+    let waiter = if first.kinds("v") == ["cached"] {
+        &first
+    } else {
+        &second
+    };
+    assert!(
+        waiter.events.iter().any(|e| matches!(e,
+            strata_progress::Event::Log { text, .. } if text.contains("for another build running this step"))),
+        "{:?}",
+        waiter.events
+    );
+}
