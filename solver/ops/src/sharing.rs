@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use strata_digest::Digest;
-use strata_scheduler::{BoxFuture, CacheMap, CachePolicy, CacheRecord, Context, Op, OpError};
+use strata_scheduler::{
+    BoxFuture, CacheMap, CachePolicy, CacheRecord, Claimed, Context, Op, OpError,
+};
 use strata_snapshot::{Chain, Layers};
 
 use crate::output::StoreCache;
@@ -123,6 +125,11 @@ impl CacheMap<Output> for SharingCache {
         self.local.put(key, &hit, &rec.description);
         self.sharing.note(key, rec);
         Some(hit)
+    }
+
+    /// The store's claim: builds with and without `--cache-from` exclude each other.
+    fn claim<'a>(&'a self, key: &'a Digest) -> BoxFuture<'a, Result<Claimed, OpError>> {
+        self.local.claim(key)
     }
 
     fn put(&self, key: &Digest, record: &CacheRecord<Output>, description: &str) {
