@@ -185,6 +185,18 @@ pub fn content_digest(
     keep_owner: bool,
     cache: &StatCache,
 ) -> Result<Digest, CopyError> {
+    content_digest_reads(src_root, ignore, c, keep_owner, cache).map(|(d, _)| d)
+}
+
+/// [`content_digest`], and the sha256 of each regular file it read, by path relative
+/// to `src_root` (for explaining cache misses).
+pub fn content_digest_reads(
+    src_root: &Path,
+    ignore: Option<&PatternMatcher>,
+    c: &Copy,
+    keep_owner: bool,
+    cache: &StatCache,
+) -> Result<(Digest, Vec<(PathBuf, [u8; 32])>), CopyError> {
     let exclude = if c.exclude.is_empty() {
         None
     } else {
@@ -219,8 +231,8 @@ pub fn content_digest(
         }
         hasher.entry(&rel, &meta, &m.rel)?;
     }
-    hasher.finish(&mut h)?;
-    Ok(Digest::from_hasher(h))
+    let reads = hasher.finish(&mut h)?;
+    Ok((Digest::from_hasher(h), reads))
 }
 
 fn io(p: &Path, source: std::io::Error) -> CopyError {
@@ -256,8 +268,8 @@ impl TreeHasher<'_> {
     }
 
     /// Hashes the recorded files (in parallel, through the stat cache) and feeds
-    /// everything, in traversal order, to `h`.
-    fn finish(self, h: &mut Sha256) -> Result<(), CopyError> {
+    /// everything, in traversal order, to `h`; returns each file's relative path and hash.
+    fn finish(self, h: &mut Sha256) -> Result<Vec<(PathBuf, [u8; 32])>, CopyError> {
         use rayon::prelude::*;
         let cache = self.cache;
         let hashes: Vec<Result<[u8; 32], CopyError>> = self
@@ -274,7 +286,12 @@ impl TreeHasher<'_> {
                 })?),
             }
         }
-        Ok(())
+        Ok(self
+            .files
+            .into_iter()
+            .zip(hashes)
+            .filter_map(|((_, rel, _), hash)| Some((rel, hash.ok()?)))
+            .collect())
     }
 
     /// `--parents` makes the directories above a match (within the kept path) from the
@@ -381,6 +398,29 @@ mod tests {
             parents: false,
             exclude: vec![],
         }
+    }
+
+    #[test]
+    fn content_digest_reads_names_each_selected_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/a.c"), "a").unwrap();
+        std::fs::write(dir.path().join("other"), "x").unwrap();
+        let c = copy_of(&["src"]);
+        let cache = StatCache::default();
+        let (d, read) = content_digest_reads(dir.path(), None, &c, false, &cache).unwrap();
+        assert_eq!(
+            d,
+            content_digest(dir.path(), None, &c, false, &cache).unwrap()
+        );
+        let read: Vec<_> = read
+            .into_iter()
+            .map(|(p, h)| (p, Digest::from_bytes(h)))
+            .collect();
+        assert_eq!(
+            read,
+            vec![(PathBuf::from("src/a.c"), strata_digest::sha256("a"))]
+        );
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub struct Solver {
     layers: Arc<Layers>,
     stat: Arc<StatCache>,
     runtimes: Arc<crate::Runtimes>,
+    reads: crate::ReadLog,
 }
 
 impl Solver {
@@ -54,7 +55,13 @@ impl Solver {
             layers,
             stat,
             runtimes,
+            reads: Default::default(),
         })
+    }
+
+    /// The files each step read from local directories in this solver's solves.
+    pub fn reads(&self) -> &crate::ReadLog {
+        &self.reads
     }
 
     pub fn layers(&self) -> &Arc<Layers> {
@@ -228,6 +235,7 @@ impl Solver {
                 layers: self.layers.clone(),
                 stat: self.stat.clone(),
                 tmp,
+                reads: self.reads.clone(),
             }),
             GraphOp::Merge(_) => Arc::new(MergeRunner),
         }

@@ -11,9 +11,10 @@ use strata_scheduler::{BoxFuture, Context, Op, OpError};
 use strata_snapshot::{Chain, Layers};
 
 use super::blocking;
-use crate::content::{content_digest, StatCache};
+use crate::content::{content_digest_reads, StatCache};
 use crate::copy::{copy, CopyEnv, Reuse};
 use crate::fileop::{apply, resolve_owner};
+use crate::reads::ReadLog;
 use crate::view::View;
 use crate::Output;
 
@@ -23,6 +24,8 @@ pub struct FileRunner {
     pub layers: Arc<Layers>,
     pub stat: Arc<StatCache>,
     pub tmp: std::path::PathBuf,
+    /// Where the files read from local directories are noted.
+    pub reads: ReadLog,
 }
 
 fn ignore_of(patterns: &[String]) -> Result<Option<PatternMatcher>, OpError> {
@@ -49,6 +52,7 @@ impl Op<Output> for FileRunner {
         let inputs = inputs.to_vec();
         let keys = cx.input_keys().to_vec();
         let stat = self.stat.clone();
+        let (reads, vertex) = (self.reads.clone(), cx.id());
         Box::pin(blocking(move || {
             let mut h = Sha256::new();
             h.update(strata_digest::key::encode("strata/file-op", &op).as_bytes());
@@ -60,8 +64,15 @@ impl Op<Output> for FileRunner {
                         for a in &op.actions {
                             if let FileAction::Copy(c) = a {
                                 if c.input == i {
-                                    let d = content_digest(path, ignore.as_ref(), c, false, &stat)
-                                        .map_err(OpError::new)?;
+                                    let (d, read) = content_digest_reads(
+                                        path,
+                                        ignore.as_ref(),
+                                        c,
+                                        false,
+                                        &stat,
+                                    )
+                                    .map_err(OpError::new)?;
+                                    reads.add(vertex, read);
                                     h.update(d.as_bytes());
                                 }
                             }
