@@ -48,8 +48,20 @@ impl Store {
     /// Takes a lease for `holder` (a description such as `build 3f2a…`) and prunes the
     /// leases of dead processes.
     pub fn lease(&self, holder: &str) -> Result<Lease> {
+        let id = self.lease_row(holder)?;
+        Ok(Lease {
+            store: self.clone(),
+            id,
+            holder: holder.to_string(),
+            active: true,
+        })
+    }
+
+    /// Inserts a lease row for this process (pruning those of dead processes) without
+    /// a guard that deletes it: the caller does.
+    pub(crate) fn lease_row(&self, holder: &str) -> Result<i64> {
         let me = own_identity()?;
-        let id = self.write(
+        self.write(
             || format!("taking a lease for {holder}"),
             |tx| {
                 let rows: Vec<(i64, i32, u64)> = {
@@ -68,13 +80,7 @@ impl Store {
                 )?;
                 Ok(tx.last_insert_rowid())
             },
-        )?;
-        Ok(Lease {
-            store: self.clone(),
-            id,
-            holder: holder.to_string(),
-            active: true,
-        })
+        )
     }
 
     /// Pins the resource `kind`/`id` (e.g. `blob`/`sha256:…`) while `lease` lives.
@@ -113,7 +119,7 @@ impl Store {
         Ok(holders.into_iter().any(|(pid, start)| alive(pid, start)))
     }
 
-    fn delete_lease(&self, id: i64) -> Result<()> {
+    pub(crate) fn delete_lease(&self, id: i64) -> Result<()> {
         self.write(
             || format!("releasing lease {id}"),
             |tx| {
@@ -157,7 +163,7 @@ fn own_identity() -> Result<(i32, u64)> {
 
 /// Whether the process that took a lease still runs. Zombies are dead; when `/proc`
 /// cannot tell (an unexpected error), assume alive: keeping a pin is the safe side.
-fn alive(pid: i32, start_time: u64) -> bool {
+pub(crate) fn alive(pid: i32, start_time: u64) -> bool {
     match stat(pid) {
         Ok((state, start)) => start == start_time && state != b'Z' && state != b'X',
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,

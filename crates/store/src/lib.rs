@@ -12,7 +12,8 @@
 //! meta.db              SQLite: images, cache records, compression records, leases
 //! tmp/<pid>-<rand>/    one locked session per open Store; stale ones removed on open
 //! locks/<hex>          flock files for Store::lock (hex = sha256 of the key)
-//! layers/              owned by strata-snapshot; only created here
+//! layers/              owned by strata-snapshot; only created here (and removed by GC)
+//! cache-mounts/        RUN --mount=type=cache directories (removed by GC)
 //! ```
 //!
 //! # Why SQLite
@@ -32,11 +33,14 @@ mod cache;
 mod compressed;
 mod db;
 mod error;
+pub mod gc;
 mod history;
 mod images;
 mod lease;
 mod lock;
+mod pin;
 mod tmp;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,10 +49,12 @@ pub use blob::{BlobWriter, READ_BLOB_LIMIT};
 pub use cache::CacheRecord;
 pub use db::SCHEMA_VERSION;
 pub use error::{Result, StoreError};
+pub use gc::{GcState, PruneOptions, PruneReport, RecordEntry, RecordInfo, RecordKind, Resource};
 pub use history::{BuildRecord, StepRecord, KEEP_BUILDS};
 pub use images::ImageRecord;
 pub use lease::Lease;
 pub use lock::{KeyLock, PendingLock};
+pub use usage::{DiskUsage, ObjectUsage};
 
 /// A handle on the store. Cloning is cheap and shares one database connection and one
 /// `tmp/` session; `Store` is `Send + Sync`.
@@ -62,6 +68,19 @@ struct Inner {
     blobs: PathBuf,
     conn: Mutex<rusqlite::Connection>,
     session: tmp::Session,
+    /// This process's pin lease (`pin.rs`), taken on first use.
+    pins: Mutex<Option<i64>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(id) = self.pins.get_mut().ok().and_then(|p| p.take()) {
+            // Best effort: a row left behind expires with this process.
+            if let Ok(conn) = self.conn.get_mut() {
+                let _ = conn.execute("DELETE FROM leases WHERE id = ?1", [id]);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -97,6 +116,7 @@ impl Store {
                 blobs,
                 conn: Mutex::new(conn),
                 session,
+                pins: Mutex::new(None),
             }),
         })
     }
