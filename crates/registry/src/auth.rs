@@ -181,13 +181,18 @@ struct AuthEntry {
     identitytoken: Option<String>,
 }
 
+/// Docker's order: the registry's `credHelpers` helper, else `credsStore`, else (or
+/// when the helper has nothing for it) the `auths` entry.
 fn from_config_file(path: &Path, registry: &str) -> Result<Option<Credentials>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
-    };
-    let cfg: DockerConfig = serde_json::from_slice(&bytes)
+    let value = crate::credstore::read_config(path).map_err(|e| e.to_string())?;
+    if let Some(helper) = crate::credstore::helper_for(&value, registry) {
+        if let Some(c) =
+            crate::credstore::helper_get(&helper, registry).map_err(|e| e.to_string())?
+        {
+            return Ok(Some(c));
+        }
+    }
+    let cfg: DockerConfig = serde_json::from_value(value)
         .map_err(|e| format!("{}: invalid Docker config: {e}", path.display()))?;
     let Some(entry) = cfg
         .auths
@@ -235,7 +240,7 @@ fn from_config_file(path: &Path, registry: &str) -> Result<Option<Credentials>, 
 
 /// The registry host an `auths` key names: `https://index.docker.io/v1/` is docker.io,
 /// `https://host:5000/` and `host:5000` are `host:5000`.
-fn auth_key_host(key: &str) -> &str {
+pub(crate) fn auth_key_host(key: &str) -> &str {
     let k = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))

@@ -27,6 +27,14 @@ pub enum RegistryError {
         #[source]
         source: Box<ureq::Error>,
     },
+    /// The registry's TLS certificate does not chain to a trusted CA (or does not
+    /// name it).
+    #[error("{what}: the TLS certificate of {registry} is not trusted ({message}); trust its CA with `--registry-ca FILE` or `ca = \"FILE\"` under [registry.\"{registry}\"] in strata's config.toml")]
+    UntrustedCertificate {
+        what: String,
+        registry: String,
+        message: String,
+    },
     #[error("{what}: content does not match its digest: expected {expected}, got {actual} ({size} bytes)")]
     DigestMismatch {
         what: String,
@@ -64,7 +72,7 @@ fn detail(message: &str) -> String {
 fn hint(status: &u16, message: &str) -> String {
     let mut s = detail(message);
     if *status == 401 {
-        s.push_str(" (log in with `docker login`, or check the credentials in config.json)");
+        s.push_str(" (log in with `strata login REGISTRY`, or check the credentials in Docker's config.json)");
     }
     s
 }

@@ -6,7 +6,8 @@
 //! 5xx, 429 with `Retry-After`) are retried with bounded exponential backoff.
 //!
 //! Loopback registries (127.0.0.0/8, `localhost`, `::1`) speak plain HTTP, as Docker
-//! allows; every other registry HTTPS unless listed in [`ClientOptions::insecure`].
+//! allows, unless listed in [`ClientOptions::secure`]; every other registry HTTPS
+//! unless listed in [`ClientOptions::insecure`].
 //!
 //! Blocking I/O (ureq): callers run it on worker threads. [`Client`] is cheap to clone
 //! and shares its connection pool and token cache. Depends only on `strata-digest`
@@ -14,6 +15,7 @@
 
 mod auth;
 mod blob;
+mod credstore;
 mod error;
 mod mirror;
 mod transport;
@@ -31,6 +33,10 @@ pub use auth::{
     base64_decode, base64_encode, docker_config_path, parse_challenge, Challenge, CredentialSource,
     Credentials,
 };
+pub use credstore::{
+    erase_credentials, helper_get, registry_host, server_url, store_credentials, CredStoreError,
+    Stored,
+};
 pub use error::{RegistryError, Result};
 
 /// Manifests (and indexes) larger than this are refused, as containerd does.
@@ -44,6 +50,8 @@ pub struct ClientOptions {
     pub credentials: CredentialSource,
     /// Registries (host[:port]) spoken to over plain HTTP besides loopback ones.
     pub insecure: Vec<String>,
+    /// Registries spoken to over HTTPS even on loopback (`insecure = false`).
+    pub secure: Vec<String>,
     /// Per registry host: mirrors (host[:port]) that pulls try first, in order.
     pub mirrors: HashMap<String, Vec<String>>,
     /// PEM files of extra CAs trusted besides the bundled webpki roots.
@@ -64,6 +72,7 @@ impl Default for ClientOptions {
             mirrors: HashMap::new(),
             ca_files: Vec::new(),
             attempts: 5,
+            secure: Vec::new(),
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
         }
@@ -233,7 +242,9 @@ impl Client {
         } else {
             registry
         };
-        let plain = is_loopback(registry) || self.inner.opts.insecure.iter().any(|r| r == registry);
+        let opts = &self.inner.opts;
+        let plain = !opts.secure.iter().any(|r| r == registry)
+            && (is_loopback(registry) || opts.insecure.iter().any(|r| r == registry));
         format!("{}://{host}", if plain { "http" } else { "https" })
     }
 
@@ -244,19 +255,21 @@ impl Client {
     /// `GET /v2/`: is the registry there, and what authentication does it want?
     pub fn ping(&self, registry: &str) -> Result<Option<Challenge>> {
         let url = format!("{}/v2/", self.base_url(registry));
-        let resp = self.send_once(
-            &Request {
-                method: Method::GET,
-                url,
-                what: registry,
-                op: "ping",
-                registry,
-                scopes: vec![],
-                headers: vec![],
-                body: Body::Empty,
-            },
-            None,
-        )?;
+        let resp = self
+            .send_once(
+                &Request {
+                    method: Method::GET,
+                    url,
+                    what: registry,
+                    op: "ping",
+                    registry,
+                    scopes: vec![],
+                    headers: vec![],
+                    body: Body::Empty,
+                },
+                None,
+            )
+            .map_err(mirror::untrusted)?;
         let challenge = challenge_of(&resp);
         match resp.status().as_u16() {
             200..=299 => Ok(None),
@@ -272,6 +285,38 @@ impl Client {
         let resp = self.send(Request {
             method: Method::HEAD,
             url: self.repo_url(r, &format!("manifests/{}", r.reference_str())),
+    /// Checks this client's credentials for `registry` as `docker login` does: ping
+    /// `/v2/`, then answer its challenge (basic auth, or a token from its token
+    /// endpoint for no particular scope). A registry that asks for nothing accepts.
+    pub fn check_credentials(&self, registry: &str) -> Result<()> {
+        let Some(challenge) = self.ping(registry)? else {
+            return Ok(());
+        };
+        self.inner
+            .challenges
+            .lock()
+            .expect("challenge lock")
+            .insert(registry.to_string(), Some(challenge));
+        let req = Request {
+            method: Method::GET,
+            url: format!("{}/v2/", self.base_url(registry)),
+            what: registry,
+            op: "login",
+            registry,
+            scopes: vec![],
+            headers: vec![],
+            body: Body::Empty,
+        };
+        let auth = self.authorization(&req)?;
+        let resp = self
+            .send_once(&req, auth.as_deref())
+            .map_err(mirror::untrusted)?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            s => Err(status_error(registry, "login", s, resp)),
+        }
+    }
+
             what: &what,
             op: "HEAD manifest",
             registry: &r.registry,

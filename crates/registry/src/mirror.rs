@@ -8,6 +8,10 @@ use super::*;
 impl Client {
     /// Sends `req`, through the mirrors of its registry first when it only reads.
     pub(crate) fn send(&self, req: Request<'_>) -> Result<Response> {
+        self.send_mirrored(req).map_err(untrusted)
+    }
+
+    fn send_mirrored(&self, req: Request<'_>) -> Result<Response> {
         let mirrors = match self.inner.opts.mirrors.get(req.registry) {
             Some(m) if !m.is_empty() && is_pull(&req) => m,
             _ => return self.send_direct(req),
@@ -44,4 +48,28 @@ fn is_pull(req: &Request<'_>) -> bool {
         && matches!(req.body, Body::Empty)
         && !req.scopes.is_empty()
         && req.scopes.iter().all(|s| s.ends_with(":pull"))
+}
+
+/// A TLS failure over the registry's certificate, as its own error (with the fix).
+/// rustls reports it as `invalid peer certificate: …` (wrapped in an I/O error).
+pub(crate) fn untrusted(e: RegistryError) -> RegistryError {
+    let message = match &e {
+        RegistryError::Transport { source, .. } => match &**source {
+            ureq::Error::Rustls(r) => r.to_string(),
+            ureq::Error::Io(io) => io.to_string(),
+            _ => return e,
+        },
+        _ => return e,
+    };
+    if !message.contains("invalid peer certificate") {
+        return e;
+    }
+    match e {
+        RegistryError::Transport { what, registry, .. } => RegistryError::UntrustedCertificate {
+            what,
+            registry,
+            message,
+        },
+        e => e,
+    }
 }

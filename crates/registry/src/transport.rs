@@ -149,8 +149,8 @@ impl Client {
                     None => Err(RegistryError::Auth {
                         what: req.what.to_string(),
                         message: format!(
-                            "{} asks for a user name and password, and none is configured for it",
-                            req.registry
+                            "{} asks for a user name and password, and none is configured for it (log in with `strata login {}`)",
+                            req.registry, req.registry
                         ),
                     }),
                 }
@@ -203,28 +203,51 @@ impl Client {
         for s in &req.scopes {
             push("scope", s);
         }
-        let mut b = http::Request::builder().method(Method::GET).uri(&url);
-        match &creds {
-            Some(c @ Credentials::Basic { .. }) => {
-                b = b.header("Authorization", c.basic_header().expect("basic"));
+        // An identity token is an OAuth2 refresh token: POST it as a form (the
+        // distribution token spec); other credentials go as basic auth on a GET.
+        let form = match &creds {
+            Some(Credentials::IdentityToken(t)) => {
+                let mut f = format!(
+                    "grant_type=refresh_token&client_id=strata&refresh_token={}",
+                    query_escape(t)
+                );
+                if let Some(s) = service {
+                    f.push_str(&format!("&service={}", query_escape(s)));
+                }
+                if !req.scopes.is_empty() {
+                    f.push_str(&format!("&scope={}", query_escape(&req.scopes.join(" "))));
+                }
+                Some(f)
             }
-            // OAuth2 refresh tokens (POST grant_type=refresh_token) are not spoken yet;
-            // fall back to an anonymous token.
-            Some(Credentials::IdentityToken(_)) | None => {}
-        }
+            _ => None,
+        };
+        let basic = creds.as_ref().and_then(Credentials::basic_header);
         let what = req.what.to_string();
         let mut attempt = 1;
         loop {
             self.bump(|s| s.requests += 1);
-            let request = b.body(()).map_err(|e| RegistryError::Protocol {
+            let bad = |e: http::Error| RegistryError::Protocol {
                 what: what.clone(),
                 message: format!("bad token request: {e}"),
-            })?;
-            let result = self.inner.agent.run(request);
-            b = http::Request::builder().method(Method::GET).uri(&url);
-            if let Some(h) = creds.as_ref().and_then(Credentials::basic_header) {
-                b = b.header("Authorization", h);
-            }
+            };
+            let result = match &form {
+                Some(f) => {
+                    let request = http::Request::builder()
+                        .method(Method::POST)
+                        .uri(realm)
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .body(f.as_bytes())
+                        .map_err(bad)?;
+                    self.inner.agent.run(request)
+                }
+                None => {
+                    let mut b = http::Request::builder().method(Method::GET).uri(&url);
+                    if let Some(h) = &basic {
+                        b = b.header("Authorization", h);
+                    }
+                    self.inner.agent.run(b.body(()).map_err(bad)?)
+                }
+            };
             let err = match result {
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();

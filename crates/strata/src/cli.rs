@@ -35,6 +35,10 @@ pub enum Command {
     Pull(PullArgs),
     /// Push an image from the local store to a registry (like `docker push`).
     Push(PushArgs),
+    /// Log in to a registry (checks the credentials, then saves them as docker does).
+    Login(crate::commands::login::LoginArgs),
+    /// Remove the saved credentials of a registry.
+    Logout(crate::commands::login::LogoutArgs),
     /// Inspect what strata would do.
     #[command(subcommand)]
     Debug(DebugCommand),

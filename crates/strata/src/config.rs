@@ -7,7 +7,7 @@
 //! [registry."docker.io"]
 //! mirrors = ["mirror.example.com:5000"]   # pulls try these first, in order
 //! [registry."reg.lan:5000"]
-//! insecure = true                         # plain HTTP
+//! insecure = true                         # plain HTTP (false: HTTPS on loopback too)
 //! ca = "/etc/strata/reg.lan.pem"          # or a list of PEM files
 //! ```
 //!
@@ -35,9 +35,10 @@ pub struct RegistryConfig {
     /// Registries (`host[:port]`) pulls try first, in order, before this one.
     #[serde(default)]
     pub mirrors: Vec<String>,
-    /// Speak plain HTTP to this registry.
+    /// `true`: speak plain HTTP to this registry; `false`: HTTPS even on loopback
+    /// (where plain HTTP is the default).
     #[serde(default)]
-    pub insecure: bool,
+    pub insecure: Option<bool>,
     /// PEM files of CAs to trust (one path or a list).
     #[serde(default, deserialize_with = "one_or_many")]
     pub ca: Vec<PathBuf>,
@@ -125,8 +126,10 @@ pub fn client_options() -> Result<strata_registry::ClientOptions> {
     opts.ca_files
         .extend(CLI_CAS.get().into_iter().flatten().cloned());
     for (host, r) in &cfg.registry {
-        if r.insecure {
-            opts.insecure.push(host.clone());
+        match r.insecure {
+            Some(true) => opts.insecure.push(host.clone()),
+            Some(false) => opts.secure.push(host.clone()),
+            None => {}
         }
         opts.ca_files.extend(r.ca.iter().cloned());
         if !r.mirrors.is_empty() {
@@ -171,10 +174,10 @@ ca = ["/a.pem", "/b.pem"]
             ["127.0.0.1:5001", "mirror.lan"]
         );
         let lan = c.registry("reg.lan:5000");
-        assert!(lan.insecure);
+        assert_eq!(lan.insecure, Some(true));
         assert_eq!(lan.ca, [PathBuf::from("/ca.pem")]);
         assert_eq!(c.registry("other").ca.len(), 2);
-        assert!(!c.registry("nowhere").insecure);
+        assert_eq!(c.registry("nowhere").insecure, None);
     }
 
     #[test]

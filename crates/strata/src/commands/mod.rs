@@ -7,6 +7,7 @@ mod docker_save;
 mod explain;
 mod gc_cmd;
 mod image;
+pub mod login;
 pub mod registry;
 pub mod system;
 
@@ -23,6 +24,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(cmd, root),
         Command::Pull(args) => registry::pull(args, root),
         Command::Push(args) => registry::push(args, root),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
         Command::Debug(DebugCommand::Graph(args)) => debug::graph(args, root),
         Command::Cache(cmd) => cache::run(cmd, root),
         Command::System(cmd) => system::run(cmd, root),
