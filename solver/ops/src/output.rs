@@ -51,6 +51,9 @@ impl CacheMap<Output> for StoreCache {
         let rec = self.store.cache_get(k).ok()??;
         let stored: Stored = serde_json::from_value(rec.value).ok()?;
         if let Output::Fs(chain) = &stored.output {
+            // Pinned before the check: a concurrent collection keeps them, or has
+            // already moved them away and this is a miss.
+            crate::records::pin(&self.store, k, &crate::records::layers(chain.layers()));
             if !chain.0.iter().all(|d| self.layers.has(d)) {
                 return None;
             }
@@ -79,6 +82,9 @@ impl CacheMap<Output> for StoreCache {
             description: description.to_string(),
             size: 0,
         };
+        if let Output::Fs(chain) = &record.value {
+            crate::records::pin(&self.store, k, &crate::records::layers(chain.layers()));
+        }
         // A failed record only costs a future rebuild; never fail the build for it.
         let _ = self.store.cache_put(k, &rec);
     }

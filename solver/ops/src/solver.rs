@@ -48,6 +48,9 @@ pub struct Solver {
 impl Solver {
     pub fn new(store: Store) -> Result<Self, strata_snapshot::Error> {
         let layers = Arc::new(Layers::new(store.root(), store.tmp_dir())?);
+        // The build's pin lease, taken now so that what it stores from here on is
+        // newer than the lease (a collection never sweeps that as a leftover).
+        let _ = store.hold();
         let stat = Arc::new(StatCache::load(&store.root().join("statcache")));
         let runtimes = Arc::new(crate::Runtimes::new(store.tmp_dir().join("runtime")));
         Ok(Solver {

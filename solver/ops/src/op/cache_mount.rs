@@ -62,6 +62,7 @@ pub(super) fn cache_dir(
     let base = env.store.root().join("cache-mounts");
     fs_err::create_dir_all(&base).map_err(OpError::new)?;
     let name = claim(env, &key, spec.sharing, out)?;
+    crate::records::use_cache_mount(env.store, &name, id, &m.target);
     let path = base.join(name);
     if path.is_dir() {
         return Ok(path);

@@ -122,7 +122,10 @@ impl Op<Output> for FileRunner {
                 .ok()
                 .flatten()
                 .and_then(|r| r.value.as_str().and_then(|s| s.parse::<Digest>().ok()))
-                .filter(|d| layers.has(d));
+                .filter(|d| {
+                    crate::records::pin(&store, &memo, &[strata_store::Resource::Layer(*d)]);
+                    layers.has(d)
+                });
             let prev = prev_id.map(|d| layers.path(&d));
             let new = layers.begin().map_err(OpError::new)?;
             let diff = new.path().to_path_buf();
@@ -183,6 +186,7 @@ impl Op<Output> for FileRunner {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
+            crate::records::pin(&store, &memo, &[strata_store::Resource::Layer(diff_id)]);
             let _ = store.cache_put(
                 &memo,
                 &strata_store::CacheRecord {

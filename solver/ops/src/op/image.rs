@@ -171,6 +171,7 @@ pub fn ensure_layer(
     let memo = layer_of_blob_key(blob);
     if let Ok(Some(rec)) = store.cache_get(&memo) {
         if let Some(d) = rec.value.as_str().and_then(|s| s.parse::<Digest>().ok()) {
+            crate::records::pin(store, &memo, &[strata_store::Resource::Layer(d)]);
             if layers.has(&d) {
                 return Ok(d);
             }
@@ -185,6 +186,11 @@ pub fn ensure_layer(
         Box::new(raw)
     };
     let applied = layers.apply(reader, None).map_err(OpError::new)?;
+    crate::records::pin(
+        store,
+        &memo,
+        &[strata_store::Resource::Layer(applied.diff_id)],
+    );
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
