@@ -21,6 +21,21 @@ pub struct Descriptor {
     pub urls: Vec<String>,
 }
 
+impl Descriptor {
+    /// A plain descriptor: no platform, annotations, artifact type or URLs.
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            platform: None,
+            annotations: BTreeMap::new(),
+            artifact_type: None,
+            urls: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageManifest {

@@ -86,9 +86,9 @@ impl BlobSink for StoreSink {
 }
 
 /// A stored layer as the exporter's layer source.
-struct SnapLayer {
-    layers: Arc<Layers>,
-    id: Digest,
+pub(crate) struct SnapLayer {
+    pub(crate) layers: Arc<Layers>,
+    pub(crate) id: Digest,
 }
 
 impl LayerSource for SnapLayer {
@@ -105,7 +105,7 @@ impl LayerSource for SnapLayer {
 }
 
 /// Is the stored layer an empty diff (a step that changed nothing)?
-fn is_empty_layer(layers: &Layers, id: &Digest) -> bool {
+pub(crate) fn is_empty_layer(layers: &Layers, id: &Digest) -> bool {
     std::fs::read_dir(layers.path(id))
         .map(|mut d| d.next().is_none())
         .unwrap_or(false)

@@ -110,6 +110,8 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     let display = progress::reporter(args.progress);
     let reporter: Arc<dyn strata_progress::Reporter> = display.clone();
     let solver = Solver::new(store.clone())?;
+    let cache_io =
+        crate::remote_cache::Session::start(&args.cache_io, &store, solver.layers(), args.quiet)?;
     let allow_insecure = args.allow.contains(&Entitlement::SecurityInsecure);
     if !allow_insecure {
         let insecure = lowered.graph.closure(lowered.target.vertex).into_iter().find(|v| {
@@ -129,7 +131,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         secrets: secrets(&args.secrets)?,
         ssh: ssh_agents(&args.ssh, std::env::var_os("SSH_AUTH_SOCK"))?,
         allow_insecure,
-        sharing: None,
+        sharing: cache_io.sharing(),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cancel = CancellationToken::new();
@@ -153,6 +155,9 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         }
     };
 
+    cache_io.ensure(&chain)?;
+    let mut image_config = lowered.image.clone();
+    cache_io.inline(&mut image_config, &chain)?;
     let created = humantime_now();
     let image_opts = ImageOptions {
         source_date_epoch: args.source_date_epoch,
@@ -161,7 +166,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     };
     let layers = solver.layers();
     let build = |opts: &ImageOptions| {
-        export::build_image(&store, layers, &chain, lowered.image.clone(), opts)
+        export::build_image(&store, layers, &chain, image_config.clone(), opts)
     };
     // The local store keeps layers uncompressed: they are the layer directories already
     // stored, so tagging costs no compression and no copy. Files get what was asked.
@@ -253,6 +258,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     }
     let image = reported;
     display.finish(true);
+    cache_io.export(&chain)?;
     if let Some(image) = &image {
         let id = image.config.digest.to_string();
         if let Some(f) = &args.iidfile {

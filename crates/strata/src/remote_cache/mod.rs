@@ -3,10 +3,26 @@
 //! artifact (a local OCI layout, a registry, or inline in the image); `--cache-from`
 //! imports such artifacts, fetching a layer only when a step or the export needs it.
 
-#[allow(dead_code)] // wired into `strata build` in the next commits
+mod export;
+mod format;
+mod import;
 pub mod spec;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
 use clap::Args;
+use strata_digest::Digest;
+use strata_oci::ImageConfig;
+use strata_ops::{CacheSharing, LayerFetcher};
+use strata_snapshot::{Chain, Layers};
+use strata_store::Store;
+
+use self::format::{LayerEntry, INLINE_FIELD};
+use self::import::Fetcher;
+use self::spec::{CacheTo, ExportOptions, Mode};
 
 /// The `strata build` flags of this module.
 #[derive(Debug, Args, Clone, Default)]
@@ -20,4 +36,150 @@ pub struct CacheIoArgs {
     /// artifact or an image built with `--cache-to type=inline`; repeatable).
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
+}
+
+/// One build's cache import and export.
+pub struct Session {
+    to: Vec<CacheTo>,
+    store: Store,
+    layers: Arc<Layers>,
+    fetcher: Option<Arc<Fetcher>>,
+    sharing: Option<Arc<CacheSharing>>,
+    quiet: bool,
+}
+
+impl Session {
+    /// Parses the flags (a typo fails before any work) and reads every `--cache-from`.
+    pub fn start(
+        args: &CacheIoArgs,
+        store: &Store,
+        layers: &Arc<Layers>,
+        quiet: bool,
+    ) -> Result<Self> {
+        let to = args
+            .cache_to
+            .iter()
+            .map(|s| spec::parse_to(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let from = args
+            .cache_from
+            .iter()
+            .map(|s| spec::parse_from(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut session = Session {
+            to,
+            store: store.clone(),
+            layers: layers.clone(),
+            fetcher: None,
+            sharing: None,
+            quiet,
+        };
+        if session.to.is_empty() && from.is_empty() {
+            return Ok(session);
+        }
+        let imported = Arc::new(import::load(&from, &crate::registry::client, quiet));
+        let records: HashMap<Digest, strata_ops::SharedRecord> = imported.records.clone();
+        let fetcher = Arc::new(Fetcher::new(store.clone(), layers.clone(), imported));
+        session.sharing = Some(Arc::new(CacheSharing::new(
+            records,
+            Some(fetcher.clone() as Arc<dyn LayerFetcher>),
+        )));
+        session.fetcher = Some(fetcher);
+        Ok(session)
+    }
+
+    /// What the solver shares (None without cache flags).
+    pub fn sharing(&self) -> Option<Arc<CacheSharing>> {
+        self.sharing.clone()
+    }
+
+    /// Makes the final image's layers present (imported hits are fetched here).
+    pub fn ensure(&self, chain: &Chain) -> Result<()> {
+        match &self.sharing {
+            Some(s) => Ok(s.ensure(&self.layers, chain)?),
+            None => Ok(()),
+        }
+    }
+
+    /// `--cache-to type=inline`: the mode=min records into the image config, their
+    /// layers named by diffID (an importer finds the blobs in the image itself).
+    pub fn inline(&self, config: &mut ImageConfig, chain: &Chain) -> Result<()> {
+        let Some(sharing) = self
+            .sharing
+            .as_ref()
+            .filter(|_| self.to.contains(&CacheTo::Inline))
+        else {
+            return Ok(());
+        };
+        let records = export::select(sharing.used(), Mode::Min, chain);
+        let cache = export::config(&records, None, |id| {
+            Ok(Some(LayerEntry {
+                diff_id: *id,
+                blob: None,
+                empty: crate::export::is_empty_layer(&self.layers, id),
+            }))
+        })?;
+        config
+            .extra
+            .insert(INLINE_FIELD.into(), serde_json::to_value(&cache)?);
+        Ok(())
+    }
+
+    /// Every `--cache-to` but inline (done by [`Session::inline`]).
+    pub fn export(&self, chain: &Chain) -> Result<()> {
+        let (Some(sharing), Some(fetcher)) = (&self.sharing, &self.fetcher) else {
+            return Ok(());
+        };
+        let sources = export::Sources {
+            store: &self.store,
+            layers: &self.layers,
+            fetcher: Some(fetcher),
+        };
+        let mut pushed: HashMap<(String, String), HashSet<Digest>> = HashMap::new();
+        for to in &self.to {
+            let start = Instant::now();
+            let (opts, what) = match to {
+                CacheTo::Inline => continue,
+                CacheTo::Local { dest, opts } => (opts, dest.display().to_string()),
+                CacheTo::Registry { reference, opts } => (opts, reference.to_string()),
+            };
+            let ExportOptions {
+                mode, compression, ..
+            } = opts;
+            let records = export::select(sharing.used(), *mode, chain);
+            let repo = match to {
+                CacheTo::Registry { reference, .. } => {
+                    Some((reference.registry.clone(), reference.repository.clone()))
+                }
+                _ => None,
+            };
+            let known = pushed
+                .entry(repo.clone().unwrap_or_default())
+                .or_insert_with(|| {
+                    repo.as_ref()
+                        .map(|r| fetcher.imported.blobs_in(r))
+                        .unwrap_or_default()
+                });
+            let (manifest, _, blobs) = export::build(&sources, &records, *compression, known)
+                .with_context(|| format!("exporting the cache to {what}"))?;
+            let moved = match to {
+                CacheTo::Local { dest, .. } => export::write_layout(&self.store, dest, &manifest),
+                CacheTo::Registry { reference, .. } => {
+                    let client = crate::registry::client()?;
+                    export::push(&client, &self.store, reference, &manifest, known)
+                }
+                CacheTo::Inline => unreachable!("skipped above"),
+            }
+            .with_context(|| format!("exporting the cache to {what}"))?;
+            if !self.quiet {
+                eprintln!(
+                    "exported cache to {what}: {} records, {} layers ({moved} blobs written) in {:.2}s",
+                    records.len(),
+                    blobs.len(),
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+        Ok(())
+    }
 }
