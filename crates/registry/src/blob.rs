@@ -3,6 +3,35 @@
 use super::*;
 
 impl Client {
+    /// A transport failure; a timeout (nothing moved for `timeout`) says so.
+    pub(crate) fn transport_error(
+        &self,
+        what: &str,
+        op: &'static str,
+        registry: &str,
+        source: ureq::Error,
+    ) -> RegistryError {
+        let timed_out = match &source {
+            ureq::Error::Timeout(_) => true,
+            ureq::Error::Io(e) => e.kind() == io::ErrorKind::TimedOut,
+            _ => false,
+        };
+        if timed_out {
+            return RegistryError::Stalled {
+                what: what.into(),
+                op,
+                registry: registry.into(),
+                timeout: self.inner.opts.timeout,
+            };
+        }
+        RegistryError::Transport {
+            what: what.into(),
+            op,
+            registry: registry.into(),
+            source: Box::new(source),
+        }
+    }
+
     /// Streams blob `digest` of `repo` into a writer from `make_writer` (called again
     /// for each retry, so a half-written attempt is never mixed with the next). The
     /// bytes are checked against `digest` and `size` (when given) as they pass; on a
@@ -71,12 +100,12 @@ impl Client {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(RegistryError::Transport {
-                        what: what.into(),
-                        op: "reading the blob",
-                        registry: repo.registry.clone(),
-                        source: Box::new(ureq::Error::Io(e)),
-                    })
+                    return Err(self.transport_error(
+                        what,
+                        "reading the blob",
+                        &repo.registry,
+                        ureq::Error::Io(e),
+                    ))
                 }
             };
             hashing
@@ -220,10 +249,18 @@ impl Client {
                     });
                     return Ok(());
                 }
-                Err(e) if attempt < self.inner.opts.attempts && is_transient(&e) => {
+                // A lost session (404) or a transient failure: the blob may have been
+                // committed all the same (only the answer was lost); else start over.
+                Err(e)
+                    if attempt < self.inner.opts.attempts
+                        && (is_transient(&e) || matches!(e, RegistryError::NotFound { .. })) =>
+                {
                     self.bump(|s| s.retries += 1);
                     std::thread::sleep(self.backoff(attempt, None));
                     attempt += 1;
+                    if self.head_blob(repo, digest, Access::Push)? == Some(size) {
+                        return Ok(());
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -259,16 +296,20 @@ impl Client {
         let base = self.resolve_location(repo, &loc);
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}digest={digest}");
-        let resp = self.send(Request {
-            method: Method::PUT,
-            url,
-            what,
-            op: "upload blob",
-            registry: &repo.registry,
-            scopes: vec![scope(repo, Access::Push)],
-            headers: vec![("Content-Type", "application/octet-stream".into())],
-            body: Body::Stream { open, len: size },
-        })?;
+        // Not retried on the same session: a failed attempt may have consumed it.
+        let resp = self.send_tries(
+            Request {
+                method: Method::PUT,
+                url,
+                what,
+                op: "upload blob",
+                registry: &repo.registry,
+                scopes: vec![scope(repo, Access::Push)],
+                headers: vec![("Content-Type", "application/octet-stream".into())],
+                body: Body::Stream { open, len: size },
+            },
+            1,
+        )?;
         match resp.status().as_u16() {
             201 | 204 => Ok(()),
             s => Err(status_error(what, "upload blob", s, resp)),

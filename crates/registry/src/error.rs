@@ -19,13 +19,21 @@ pub enum RegistryError {
         status: u16,
         message: String,
     },
-    #[error("{what}: {op}: cannot reach {registry}: {source}")]
+    #[error("{what}: {op}: {registry}: {source}")]
     Transport {
         what: String,
         op: &'static str,
         registry: String,
         #[source]
         source: Box<ureq::Error>,
+    },
+    /// Nothing moved for the client's timeout: a stalled connection or registry.
+    #[error("{what}: {op}: {registry} stalled: nothing sent or received for {} s (the timeout; STRATA_REGISTRY_TIMEOUT sets it)", .timeout.as_secs_f64())]
+    Stalled {
+        what: String,
+        op: &'static str,
+        registry: String,
+        timeout: std::time::Duration,
     },
     /// The registry's TLS certificate does not chain to a trusted CA (or does not
     /// name it).

@@ -62,6 +62,9 @@ pub struct ClientOptions {
     pub backoff: Duration,
     /// Longest wait honoured for `Retry-After`.
     pub max_backoff: Duration,
+    /// Connecting, and every read or write once connected (a stalled transfer fails
+    /// and is retried after this long without progress).
+    pub timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -69,12 +72,13 @@ impl Default for ClientOptions {
         ClientOptions {
             credentials: CredentialSource::DockerConfig,
             insecure: Vec::new(),
+            secure: Vec::new(),
             mirrors: HashMap::new(),
             ca_files: Vec::new(),
             attempts: 5,
-            secure: Vec::new(),
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            timeout: Duration::from_secs(60),
         }
     }
 }
@@ -208,10 +212,13 @@ impl Client {
             .http_status_as_error(false)
             .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls.build())
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            // A stalled body fails (and is retried) rather than hanging forever.
-            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(opts.timeout))
+            // A registry that stops answering, or a body that stalls either way, fails
+            // (and is retried) rather than hanging forever. The response to a large
+            // upload may take a while (the registry moves the blob into place).
+            .timeout_recv_response(Some(opts.timeout * 2))
+            .timeout_per_read(Some(opts.timeout))
+            .timeout_per_write(Some(opts.timeout))
             .max_idle_connections_per_host(16)
             .build()
             .into();
@@ -278,13 +285,6 @@ impl Client {
         }
     }
 
-    /// HEAD the manifest: its digest and media type without its bytes. None: no such
-    /// tag or digest.
-    pub fn head_manifest(&self, r: &Reference) -> Result<Option<ManifestHead>> {
-        let what = r.to_string();
-        let resp = self.send(Request {
-            method: Method::HEAD,
-            url: self.repo_url(r, &format!("manifests/{}", r.reference_str())),
     /// Checks this client's credentials for `registry` as `docker login` does: ping
     /// `/v2/`, then answer its challenge (basic auth, or a token from its token
     /// endpoint for no particular scope). A registry that asks for nothing accepts.
@@ -317,6 +317,13 @@ impl Client {
         }
     }
 
+    /// HEAD the manifest: its digest and media type without its bytes. None: no such
+    /// tag or digest.
+    pub fn head_manifest(&self, r: &Reference) -> Result<Option<ManifestHead>> {
+        let what = r.to_string();
+        let resp = self.send(Request {
+            method: Method::HEAD,
+            url: self.repo_url(r, &format!("manifests/{}", r.reference_str())),
             what: &what,
             op: "HEAD manifest",
             registry: &r.registry,
@@ -524,6 +531,7 @@ fn registry_message(body: &[u8]) -> String {
 
 fn is_transient(e: &RegistryError) -> bool {
     match e {
+        RegistryError::Stalled { .. } => true,
         RegistryError::Transport { source, .. } => matches!(
             **source,
             ureq::Error::Io(_)

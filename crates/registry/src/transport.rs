@@ -25,6 +25,12 @@ impl Client {
     /// Sends with authentication and retries: transient failures (transport errors,
     /// 5xx, 429) are retried with backoff; a 401 triggers the challenge's flow once.
     pub(crate) fn send_direct(&self, req: Request<'_>) -> Result<Response> {
+        self.send_tries(req, self.inner.opts.attempts)
+    }
+
+    /// [`Client::send_direct`] with at most `attempts` tries (1: the caller retries,
+    /// e.g. an upload whose session a failed attempt may have consumed).
+    pub(crate) fn send_tries(&self, req: Request<'_>, attempts: u32) -> Result<Response> {
         let mut attempt = 1;
         let mut authed_after_401 = false;
         loop {
@@ -58,7 +64,7 @@ impl Client {
                 }
                 Err(e) => (None, e),
             };
-            if attempt >= self.inner.opts.attempts || !is_transient(&err) {
+            if attempt >= attempts || !is_transient(&err) {
                 return Err(err);
             }
             self.bump(|s| s.retries += 1);
@@ -78,12 +84,8 @@ impl Client {
         if let Some(a) = auth {
             b = b.header("Authorization", a);
         }
-        let transport = |source: ureq::Error| RegistryError::Transport {
-            what: req.what.to_string(),
-            op: req.op,
-            registry: req.registry.to_string(),
-            source: Box::new(source),
-        };
+        let transport =
+            |source: ureq::Error| self.transport_error(req.what, req.op, req.registry, source);
         let build_err = |e: http::Error| RegistryError::Protocol {
             what: req.what.to_string(),
             message: format!("bad request for {}: {e}", req.op),

@@ -114,6 +114,8 @@ pub struct PushArgs {
     /// Print only the pushed reference.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub transfer: crate::commands::registry::PushOptions,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,7 +28,30 @@ pub struct Remote {
 }
 
 pub fn client() -> Result<Client> {
-    Ok(Client::new(crate::config::client_options()?)?)
+    let mut opts = crate::config::client_options()?;
+    env_overrides(&mut opts)?;
+    Ok(Client::new(opts)?)
+}
+
+/// `STRATA_REGISTRY_TIMEOUT` (seconds without progress before a connection counts as
+/// stalled and is retried) and `STRATA_REGISTRY_ATTEMPTS` (tries per request).
+fn env_overrides(opts: &mut strata_registry::ClientOptions) -> Result<()> {
+    if let Some(v) = std::env::var_os("STRATA_REGISTRY_TIMEOUT") {
+        let secs: f64 = v
+            .to_str()
+            .and_then(|s| s.parse().ok())
+            .filter(|s: &f64| *s > 0.0 && s.is_finite())
+            .with_context(|| format!("STRATA_REGISTRY_TIMEOUT={v:?}: expected seconds (> 0)"))?;
+        opts.timeout = std::time::Duration::from_secs_f64(secs);
+    }
+    if let Some(v) = std::env::var_os("STRATA_REGISTRY_ATTEMPTS") {
+        opts.attempts = v
+            .to_str()
+            .and_then(|s| s.parse().ok())
+            .filter(|n| *n >= 1)
+            .with_context(|| format!("STRATA_REGISTRY_ATTEMPTS={v:?}: expected a count (>= 1)"))?;
+    }
+    Ok(())
 }
 
 /// Pulls `r` for `platform` into the store and names it `r`. Blobs already stored are

@@ -54,18 +54,36 @@ fn push_then_pull_into_a_fresh_root_and_build_from_it() {
         assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{v}");
     }
 
-    // `strata push` sends the stored image (its layers as stored: uncompressed); a
-    // second push finds every blob and uploads nothing.
+    // `strata push` of the stored image compresses its layers as `build --push` did:
+    // the same manifest digest. A second push finds every blob and uploads nothing.
     let stored = format!("{}/team/app:stored", reg.addr);
     let first = String::from_utf8(s.ok(&["push", &name, &stored]).stdout).unwrap();
     let before = uploads(&reg);
     let again = String::from_utf8(s.ok(&["push", &name, &stored]).stdout).unwrap();
     assert_eq!(first, again);
-    assert!(
-        first.starts_with(&format!("{}/team/app@sha256:", reg.addr)),
-        "{first}"
-    );
+    assert_eq!(first.trim(), format!("{}/team/app@{digest}", reg.addr));
     assert_eq!(uploads(&reg), before, "re-push uploaded something");
+    // zstd on request: another manifest, zstd layers.
+    let zstd = format!("{}/team/app:zstd", reg.addr);
+    let out = String::from_utf8(
+        s.ok(&["push", "--compression", "zstd", &name, &zstd])
+            .stdout,
+    )
+    .unwrap();
+    assert!(!out.contains(&digest), "{out}");
+    if let Some(skopeo) = tool("skopeo", "skopeo") {
+        let raw = run_ok(Command::new(skopeo).args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{zstd}"),
+        ]));
+        let m: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(
+            m["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{m}"
+        );
+    }
 
     // A fresh store: FROM the registry image pulls it.
     let s2 = Strata::new();

@@ -1,10 +1,13 @@
 //! `strata pull` and `strata push`.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use strata_oci::{Platform, Reference};
+use strata_digest::Digest;
+use strata_image::{BlobSink as _, Compression, ImageOptions, LayerSource};
+use strata_oci::{media_types, ImageConfig, ImageManifest, Platform, Reference};
 use strata_store::Store;
 
 use crate::cli::{PullArgs, PushArgs};
@@ -39,11 +42,15 @@ pub fn push(args: PushArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result
         Some(d) => Reference::parse(d).map_err(|e| Usage(format!("{d:?}: {e}")))?,
         None => src.clone(),
     };
+    let level = args.transfer.compression_level.map(|l| l.to_string());
+    let compression = Compression::from_options(&args.transfer.compression, level.as_deref())
+        .map_err(|e| Usage(format!("--compression: {e}")))?;
     let store = crate::store::open(root)?;
     let rec = store
         .image(&src.to_string())?
         .with_context(|| format!("no such image in the local store: {}", args.name))?;
-    let bytes = store.read_blob(&rec.manifest)?;
+    let stored = store.read_blob(&rec.manifest)?;
+    let bytes = compressed_manifest(&store, &stored, compression)?;
     let digest = push_stored(&store, &dest, &bytes, args.quiet)?;
     if let Some(f) = &args.metadata_file {
         let meta = serde_json::json!({
@@ -56,6 +63,78 @@ pub fn push(args: PushArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `strata push` sends an image.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PushOptions {
+    /// Layer compression of a locally built image (the store keeps its layers
+    /// uncompressed): gzip, zstd or uncompressed. Layers already compressed (a pulled
+    /// image) are pushed as they are.
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
+    pub compression: String,
+    /// Compression level (gzip 0-9, zstd 1-22).
+    #[arg(long, value_name = "LEVEL")]
+    pub compression_level: Option<u32>,
+}
+
+/// The manifest to push for a stored image: its uncompressed layers compressed as
+/// `build --push` does (the same blobs, recorded in the store so the next push
+/// reuses them, hence the same digest), or the stored manifest when its layers are
+/// compressed already.
+pub fn compressed_manifest(
+    store: &Store,
+    manifest_bytes: &[u8],
+    compression: Compression,
+) -> anyhow::Result<Vec<u8>> {
+    let manifest: ImageManifest =
+        serde_json::from_slice(manifest_bytes).context("the stored manifest is invalid")?;
+    let uncompressed = |m: &str| m.ends_with(".tar");
+    if compression == Compression::Uncompressed
+        || !manifest.layers.iter().all(|l| uncompressed(&l.media_type))
+    {
+        return Ok(manifest_bytes.to_vec());
+    }
+    let config: ImageConfig = serde_json::from_slice(&store.read_blob(&manifest.config.digest)?)
+        .context("the stored image config is invalid")?;
+    let layers = Arc::new(strata_snapshot::Layers::new(store.root(), store.tmp_dir())?);
+    let sink = Arc::new(StoreSink(store.clone(), layers));
+    let sources: Vec<Arc<dyn LayerSource>> = manifest
+        .layers
+        .iter()
+        .map(|l| {
+            Arc::new(StoredTar {
+                sink: sink.clone(),
+                id: l.digest,
+            }) as Arc<dyn LayerSource>
+        })
+        .collect();
+    let docker = manifest.media_type.as_deref() == Some(media_types::DOCKER_MANIFEST);
+    let opts = ImageOptions {
+        compression,
+        media: crate::export::media(docker),
+        annotations: manifest.annotations.clone(),
+        ..ImageOptions::default()
+    };
+    let image = strata_image::build_image(config, &sources, &opts, sink.as_ref())?;
+    Ok(image.manifest_bytes)
+}
+
+/// A stored uncompressed layer (a layer directory or a tar blob), whose digest is its
+/// diffID.
+struct StoredTar {
+    sink: Arc<StoreSink>,
+    id: Digest,
+}
+
+impl LayerSource for StoredTar {
+    fn layer_id(&self) -> Digest {
+        self.id
+    }
+
+    fn write_tar(&self, w: &mut dyn Write, _epoch: Option<i64>) -> std::io::Result<()> {
+        std::io::copy(&mut self.sink.open(&self.id)?, w).map(|_| ())
+    }
+}
+
 /// Pushes a manifest whose blobs are in the store (or are stored layers, streamed as
 /// uncompressed tars). Returns the pushed digest.
 pub fn push_stored(
@@ -63,8 +142,7 @@ pub fn push_stored(
     dest: &Reference,
     manifest_bytes: &[u8],
     quiet: bool,
-) -> anyhow::Result<strata_digest::Digest> {
-    use strata_image::BlobSink as _;
+) -> anyhow::Result<Digest> {
     let layers = Arc::new(strata_snapshot::Layers::new(store.root(), store.tmp_dir())?);
     let sink = StoreSink(store.clone(), layers);
     let client = registry::client()?;
