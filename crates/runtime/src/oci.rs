@@ -100,6 +100,9 @@ pub struct OciRuntime {
     /// `RUNTIME features` says it can apply seccomp filters (assumed when it cannot
     /// answer, as runc before 1.1).
     seccomp: bool,
+    /// Where each container's init pid is written while it runs (`--pid-file`), so
+    /// that whoever cleans up after a killed strata can kill an orphaned container.
+    pid_dir: Option<PathBuf>,
 }
 
 impl OciRuntime {
@@ -122,7 +125,16 @@ impl OciRuntime {
             grantable: crate::spec::bounding_set(),
             seccomp: seccomp_supported(&binary),
             binary,
+            pid_dir: None,
         })
+    }
+
+    /// Writes each running container's init pid to a file in `dir` (made if missing),
+    /// removed when the container is gone (see `Store::procs_dir`).
+    pub fn with_pid_dir(mut self, dir: &Path) -> Result<OciRuntime> {
+        fs_err::create_dir_all(dir)?;
+        self.pid_dir = Some(dir.to_path_buf());
+        Ok(self)
     }
 
     /// Whether sandboxed steps get a seccomp profile ([`crate::seccomp`]).
@@ -313,8 +325,12 @@ impl OciRuntime {
             .arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "run", "--bundle"])
-            .arg(&bundle.dir)
-            .arg(&id)
+            .arg(&bundle.dir);
+        let pid_file = self.pid_dir.as_ref().map(|d| PidFile(d.join(&id)));
+        if let Some(f) = &pid_file {
+            cmd.arg("--pid-file").arg(&f.0);
+        }
+        cmd.arg(&id)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -427,6 +443,15 @@ struct Bundle {
 impl Drop for Bundle {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A container's pid file; removed when dropped (after the runtime has exited).
+struct PidFile(PathBuf);
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -131,7 +131,7 @@ impl Store {
 }
 
 /// State letter and start time (clock ticks after boot) from `/proc/<pid>/stat`.
-fn stat(pid: i32) -> io::Result<(u8, u64)> {
+pub(crate) fn stat(pid: i32) -> io::Result<(u8, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // `pid (comm) state ...`: comm may hold spaces and parentheses, so split after the
     // last `)`. Start time is field 22; the state is field 3.

@@ -39,6 +39,7 @@ mod images;
 mod lease;
 mod lock;
 mod pin;
+mod reap;
 mod tmp;
 mod usage;
 
@@ -54,6 +55,7 @@ pub use history::{BuildRecord, StepRecord, KEEP_BUILDS};
 pub use images::ImageRecord;
 pub use lease::Lease;
 pub use lock::{KeyLock, PendingLock};
+pub use tmp::Cleaned;
 pub use usage::{DiskUsage, ObjectUsage};
 
 /// A handle on the store. Cloning is cheap and shares one database connection and one
@@ -135,6 +137,19 @@ impl Store {
     /// this process dies.
     pub fn tmp_dir(&self) -> &Path {
         self.inner.session.path()
+    }
+
+    /// Where this process records pid files (`<pid>` as text, any file name) of
+    /// processes it starts that must not outlive it: if it dies without stopping them,
+    /// the next `Store::open` kills them before removing its session. Not created
+    /// here: the first writer makes it.
+    pub fn procs_dir(&self) -> PathBuf {
+        self.inner.session.path().join(reap::PROCS)
+    }
+
+    /// What opening this store found left in `tmp/` by dead processes.
+    pub fn tmp_leftovers(&self) -> &Cleaned {
+        self.inner.session.cleaned()
     }
 }
 

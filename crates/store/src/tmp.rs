@@ -10,9 +10,15 @@
 //! Creating a session (mkdir, then lock) and cleaning (lock, then remove) both run under
 //! `locks/tmp-cleaner.lock`, so a cleaner never sees a session between its mkdir and
 //! its lock.
+//!
+//! A dead session may still have processes running (a container orphaned when its
+//! runtime's parent was killed) and mounts (a RUN step's overlay): they are killed and
+//! detached first (`reap.rs`). Cleaning is best effort: an entry that cannot be removed
+//! now (say, an orphan still writing into it) is left for the next open and listed by
+//! [`Store::tmp_leftovers`](crate::Store::tmp_leftovers); it never fails the open.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
@@ -25,12 +31,27 @@ use crate::{Result, StoreError};
 pub(crate) struct Session {
     dir: TempDir,
     _lock: fs_err::File,
+    /// What opening found of dead sessions.
+    cleaned: Cleaned,
 }
 
 impl Session {
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    pub(crate) fn cleaned(&self) -> &Cleaned {
+        &self.cleaned
+    }
+}
+
+/// Entries of `tmp/` that belonged to dead processes, found when the store was opened.
+#[derive(Debug, Default, Clone)]
+pub struct Cleaned {
+    /// Removed.
+    pub removed: Vec<PathBuf>,
+    /// Could not be removed (the error); the next open tries again.
+    pub failed: Vec<(PathBuf, String)>,
 }
 
 /// Removes stale entries of `tmp` and makes a locked session directory in it.
@@ -44,7 +65,7 @@ pub(crate) fn open_session(tmp: &Path, locks: &Path) -> Result<Session> {
     };
     flock_exclusive(guard.file(), true).map_err(lock_error)?;
 
-    remove_stale(tmp)?;
+    let cleaned = remove_stale(tmp)?;
 
     let pid = rustix::process::getpid().as_raw_nonzero().get();
     let dir = tempfile::Builder::new()
@@ -64,10 +85,15 @@ pub(crate) fn open_session(tmp: &Path, locks: &Path) -> Result<Session> {
         });
     }
     drop(guard);
-    Ok(Session { dir, _lock: lock })
+    Ok(Session {
+        dir,
+        _lock: lock,
+        cleaned,
+    })
 }
 
-fn remove_stale(tmp: &Path) -> Result<()> {
+fn remove_stale(tmp: &Path) -> Result<Cleaned> {
+    let mut cleaned = Cleaned::default();
     for entry in fs_err::read_dir(tmp)? {
         let entry = entry?;
         let path = entry.path();
@@ -88,18 +114,22 @@ fn remove_stale(tmp: &Path) -> Result<()> {
         if !free {
             continue; // a live process holds it
         }
-        let removed = if file_type.is_dir() {
-            fs_err::remove_dir_all(&path)
-        } else {
-            fs_err::remove_file(&path)
+        let remove = || {
+            if file_type.is_dir() {
+                crate::reap::reap(&path);
+                fs_err::remove_dir_all(&path)
+            } else {
+                fs_err::remove_file(&path)
+            }
         };
-        match removed {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        // Twice: a killed orphan's runtime may still be deleting its own state in there.
+        match remove().or_else(|_| remove()) {
+            Ok(()) => cleaned.removed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => cleaned.removed.push(path),
+            Err(e) => cleaned.failed.push((path, e.to_string())),
         }
     }
-    Ok(())
+    Ok(cleaned)
 }
 
 #[cfg(test)]
@@ -145,6 +175,37 @@ mod tests {
         drop(live);
         let _second = Store::open(dir.path()).unwrap();
         assert!(!tmp.join("live-session").exists());
+    }
+
+    #[test]
+    fn a_dead_sessions_mounts_are_detached_and_it_is_removed() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("tmp/dead-session/run-1/rootfs");
+        std::fs::create_dir_all(&mnt).unwrap();
+        rustix::mount::mount(
+            "tmpfs",
+            &mnt,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .unwrap();
+        std::fs::write(mnt.join("inside"), b"x").unwrap();
+        assert_eq!(
+            crate::reap::mounts_under(&dir.path().join("tmp")),
+            std::slice::from_ref(&mnt)
+        );
+
+        let store = Store::open(dir.path()).unwrap();
+        assert!(crate::reap::mounts_under(dir.path()).is_empty());
+        assert!(!dir.path().join("tmp/dead-session").exists());
+        let cleaned = store.tmp_leftovers();
+        assert_eq!(cleaned.removed, [dir.path().join("tmp/dead-session")]);
+        assert!(cleaned.failed.is_empty(), "{:?}", cleaned.failed);
     }
 
     #[test]

@@ -59,6 +59,8 @@ impl SshAgents {
 /// with different options).
 pub struct Runtimes {
     work: PathBuf,
+    /// See [`Runtimes::with_pid_dir`].
+    pid_dir: Option<PathBuf>,
     picked: tokio::sync::Mutex<Vec<(RuntimeChoice, Arc<OciRuntime>)>>,
 }
 
@@ -67,8 +69,17 @@ impl Runtimes {
     pub fn new(work: PathBuf) -> Self {
         Runtimes {
             work,
+            pid_dir: None,
             picked: tokio::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Containers record their init pid in `dir` while they run (the store's
+    /// `procs_dir`), so a killed build's orphaned container is killed by the next
+    /// process that opens the store.
+    pub fn with_pid_dir(mut self, dir: PathBuf) -> Self {
+        self.pid_dir = Some(dir);
+        self
     }
 
     /// The runtime for `choice`, picking it on first use; why crun was passed over
@@ -82,14 +93,20 @@ impl Runtimes {
         if let Some((_, rt)) = picked.iter().find(|(c, _)| c == choice) {
             return Ok(rt.clone());
         }
-        let (c, work) = (choice.clone(), self.work.clone());
-        let selected =
-            super::op::blocking(move || OciRuntime::select(&c, &work).map_err(OpError::new))
-                .await?;
-        if let Some(note) = selected.note {
+        let (c, work, pids) = (choice.clone(), self.work.clone(), self.pid_dir.clone());
+        let (runtime, note) = super::op::blocking(move || {
+            let selected = OciRuntime::select(&c, &work).map_err(OpError::new)?;
+            let runtime = match &pids {
+                Some(dir) => selected.runtime.with_pid_dir(dir).map_err(OpError::new)?,
+                None => selected.runtime,
+            };
+            Ok((runtime, selected.note))
+        })
+        .await?;
+        if let Some(note) = note {
             cx.report(Event::Warning { message: note });
         }
-        let rt = Arc::new(selected.runtime);
+        let rt = Arc::new(runtime);
         picked.push((choice.clone(), rt.clone()));
         Ok(rt)
     }

@@ -52,7 +52,9 @@ impl Solver {
         // newer than the lease (a collection never sweeps that as a leftover).
         let _ = store.hold();
         let stat = Arc::new(StatCache::load(&store.root().join("statcache")));
-        let runtimes = Arc::new(crate::Runtimes::new(store.tmp_dir().join("runtime")));
+        let runtimes = Arc::new(
+            crate::Runtimes::new(store.tmp_dir().join("runtime")).with_pid_dir(store.procs_dir()),
+        );
         Ok(Solver {
             store,
             layers,
