@@ -53,6 +53,11 @@ pub enum Event {
     },
     /// Something the user should know that does not stop the build.
     Warning { message: String },
+    /// Why a step missed the cache (`strata build --explain`), one sentence per reason.
+    Explain {
+        vertex: VertexRef,
+        reasons: Vec<String>,
+    },
 }
 
 mod secs {

@@ -201,6 +201,10 @@ pub struct BuildArgs {
     /// `$SSH_AUTH_SOCK`, `ID=SOCKET` the agent listening at SOCKET.
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
     pub ssh: Vec<String>,
+    /// Say why each step that ran missed the cache (compared with its nearest earlier
+    /// build; also `explain` events in `--progress json`).
+    #[arg(long)]
+    pub explain: bool,
     /// Allow an extra privilege: `security.insecure` lets `RUN --security=insecure`
     /// run with every capability.
     #[arg(long = "allow", value_enum, value_name = "ENTITLEMENT")]

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod context;
 mod diagnostics;
+mod explain;
 mod export;
 mod outputs;
 mod progress;

@@ -177,6 +177,10 @@ fn read_entry(r: &mut &[u8]) -> Option<(PathBuf, Stamp, [u8; 32])> {
     ))
 }
 
+/// A regular file read for a content digest: its path relative to the source root and
+/// its sha256.
+pub type FileHash = (PathBuf, [u8; 32]);
+
 /// The content digest of what `c` selects in `src_root`.
 pub fn content_digest(
     src_root: &Path,
@@ -196,7 +200,7 @@ pub fn content_digest_reads(
     c: &Copy,
     keep_owner: bool,
     cache: &StatCache,
-) -> Result<(Digest, Vec<(PathBuf, [u8; 32])>), CopyError> {
+) -> Result<(Digest, Vec<FileHash>), CopyError> {
     let exclude = if c.exclude.is_empty() {
         None
     } else {
@@ -269,7 +273,7 @@ impl TreeHasher<'_> {
 
     /// Hashes the recorded files (in parallel, through the stat cache) and feeds
     /// everything, in traversal order, to `h`; returns each file's relative path and hash.
-    fn finish(self, h: &mut Sha256) -> Result<Vec<(PathBuf, [u8; 32])>, CopyError> {
+    fn finish(self, h: &mut Sha256) -> Result<Vec<FileHash>, CopyError> {
         use rayon::prelude::*;
         let cache = self.cache;
         let hashes: Vec<Result<[u8; 32], CopyError>> = self

@@ -109,6 +109,9 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
 
     let display = progress::reporter(args.progress);
     let reporter: Arc<dyn strata_progress::Reporter> = display.clone();
+    let history = crate::explain::History::for_build(&store, &def);
+    let tracker = Arc::new(crate::explain::Tracker::new(reporter));
+    let reporter: Arc<dyn strata_progress::Reporter> = tracker.clone();
     let solver = Solver::new(store.clone())?;
     let cache_io =
         crate::remote_cache::Session::start(&args.cache_io, &store, solver.layers(), args.quiet)?;
@@ -150,7 +153,15 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     let chain = match chain {
         Ok(c) => c,
         Err(e) => {
+            let end = crate::explain::Ending {
+                ok: false,
+                image: None,
+                names: &names,
+            };
+            let solved = (&lowered.graph, lowered.target.vertex, solver.reads());
+            history.finish(solved, &tracker, end, args.explain);
             display.finish(false);
+            eprintln!("build id: {}", history.id);
             return Err(diagnostics::SolveFailed(e).into());
         }
     };
@@ -257,6 +268,13 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         reported = Some(build(&store_opts)?);
     }
     let image = reported;
+    let end = crate::explain::Ending {
+        ok: true,
+        image: image.as_ref().map(|i| i.config.digest.to_string()),
+        names: &names,
+    };
+    let solved = (&lowered.graph, lowered.target.vertex, solver.reads());
+    history.finish(solved, &tracker, end, args.explain);
     display.finish(true);
     cache_io.export(&chain)?;
     if let Some(image) = &image {
@@ -270,6 +288,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
                 "containerimage.config.digest": image.config.digest,
                 "containerimage.descriptor": image.manifest,
                 "image.name": names.join(","),
+                "strata.build-id": history.id,
             });
             let mut meta = meta;
             if !pushed.is_empty() {
@@ -284,6 +303,9 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
                 eprintln!("naming to {n}");
             }
         }
+    }
+    if !args.quiet {
+        eprintln!("build id: {}", history.id);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -105,6 +105,12 @@ impl<W: Write + Send> Reporter for Plain<W> {
             Event::Warning { message } => {
                 let _ = writeln!(s.out, "WARNING: {message}");
             }
+            Event::Explain { vertex, reasons } => {
+                let n = s.number(&vertex.id, &vertex.name);
+                for r in reasons {
+                    let _ = writeln!(s.out, "#{n} CACHE MISS: {r}");
+                }
+            }
         }
         let _ = s.out.flush();
     }

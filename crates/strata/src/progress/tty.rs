@@ -117,6 +117,15 @@ impl Reporter for Tty {
             Event::Warning { message } => {
                 self.line(format!("{} {message}", self.paint("33", "WARNING")))
             }
+            Event::Explain { vertex, reasons } => {
+                for r in reasons {
+                    self.line(format!(
+                        "{} {}: {r}",
+                        self.paint("36", "miss"),
+                        short(&vertex.name)
+                    ));
+                }
+            }
         }
     }
 }
