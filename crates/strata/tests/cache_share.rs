@@ -1,0 +1,284 @@
+//! Sharing the build cache through the real binary: `--cache-to` / `--cache-from` with
+//! a local OCI layout, a real registry (Debian's `docker-registry` on 127.0.0.1) and
+//! inline in a pushed image; builds in fresh `--root`s hit the imported cache, fetch
+//! only the layers they read, and export the same image.
+
+mod common;
+#[path = "../../registry/tests/common/mod.rs"]
+mod harness;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A builder stage with a step the final image does not use (`/junk`), and a final
+/// stage taking one file from it.
+const DOCKERFILE: &str = "FROM busybox AS builder\n\
+RUN echo built > /out.txt\n\
+RUN mkdir /junk && head -c 65536 /dev/urandom > /junk/big\n\
+FROM busybox\n\
+COPY --from=builder /out.txt /\n\
+COPY hello.txt /\n\
+RUN cat /out.txt /hello.txt > /copy.txt\n";
+
+const JUNK: &str = "[builder 3/3] RUN mkdir /junk && head -c 65536 /dev/urandom > /junk/big";
+
+fn arg(p: impl AsRef<Path>) -> String {
+    p.as_ref().to_str().unwrap().to_string()
+}
+
+fn ctx() -> TempDir {
+    context(&[
+        ("Dockerfile", DOCKERFILE, 0o644),
+        ("hello.txt", "hello\n", 0o644),
+    ])
+}
+
+/// Builds with the busybox base and a fixed epoch (the image ID depends on content only).
+fn build(s: &Strata, ctx: &TempDir, layout: &Path, extra: &[&str]) -> Build {
+    let bb = busybox_context("busybox", layout);
+    let mut args = vec!["--source-date-epoch", "1700000000", "--build-context", &bb];
+    args.extend_from_slice(extra);
+    s.build(ctx.path(), &args)
+}
+
+fn user_steps(b: &Build) -> BTreeSet<String> {
+    b.steps()
+        .into_iter()
+        .filter(|s| !s.contains(" FROM "))
+        .collect()
+}
+
+fn executed(b: &Build) -> BTreeSet<String> {
+    b.executed()
+        .into_iter()
+        .filter(|s| !s.contains(" FROM "))
+        .collect()
+}
+
+/// The diffIDs of the stored layers of a root.
+fn stored_layers(s: &Strata) -> BTreeSet<String> {
+    std::fs::read_dir(s.root().join("layers"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.len() == 64)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The cache config of an exported layout.
+fn layout_cache(dir: &Path) -> Value {
+    let index = read_json(&dir.join("index.json"));
+    let m = &index["manifests"][0];
+    assert_eq!(
+        m["artifactType"], "application/vnd.strata.cache.v1+json",
+        "{index}"
+    );
+    let manifest = layout_blob(dir, m["digest"].as_str().unwrap());
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.strata.cache.v1+json"
+    );
+    layout_blob(dir, manifest["config"]["digest"].as_str().unwrap())
+}
+
+fn descriptions(cache: &Value) -> BTreeSet<String> {
+    cache["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["description"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The diffID of the layer only `JUNK` made.
+fn junk_layer(cache: &Value) -> String {
+    let layers = cache["layers"].as_array().unwrap();
+    let junk = cache["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["description"] == JUNK)
+        .expect("the junk step is recorded");
+    let top = junk["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    let d = layers[top as usize]["diffID"].as_str().unwrap();
+    d.strip_prefix("sha256:").unwrap().to_string()
+}
+
+#[test]
+fn local_cache_mode_max_round_trip_into_a_fresh_root_is_all_cached_and_lazy() {
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
+    let ctx = ctx();
+    let out = tempfile::tempdir().unwrap();
+    let cache_dir = out.path().join("cache");
+    let a = Strata::new();
+    let first = build(
+        &a,
+        &ctx,
+        &layout,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", arg(&cache_dir)),
+        ],
+    );
+    assert!(first.cached().is_empty(), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("exported cache to"),
+        "{}",
+        first.stderr
+    );
+    let cache = layout_cache(&cache_dir);
+    assert!(descriptions(&cache).contains(JUNK), "{cache}");
+    // Every blob the manifest names is in the layout, and nothing else.
+    let blobs: BTreeSet<String> = std::fs::read_dir(cache_dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    for l in cache["layers"].as_array().unwrap() {
+        if let Some(d) = l["blob"]["digest"].as_str() {
+            assert!(blobs.contains(d.strip_prefix("sha256:").unwrap()), "{l}");
+        }
+    }
+
+    let b = Strata::new();
+    let again = build(
+        &b,
+        &ctx,
+        &layout,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", arg(&cache_dir)),
+        ],
+    );
+    assert!(
+        executed(&again).is_empty(),
+        "ran: {:?}\n{}",
+        executed(&again),
+        again.stderr
+    );
+    assert_eq!(user_steps(&again), user_steps(&first));
+    assert_eq!(again.id, first.id, "the same image from the imported cache");
+    // The junk layer is needed by no later step and not by the image: never fetched.
+    let stored = stored_layers(&b);
+    assert!(!stored.contains(&junk_layer(&cache)), "{stored:?}");
+    assert!(stored_layers(&a).contains(&junk_layer(&cache)));
+
+    // The records landed in the fresh root: a plain rebuild there hits every step whose
+    // layers were fetched; the junk step, never fetched, runs again.
+    let third = build(&b, &ctx, &layout, &[]);
+    assert_eq!(
+        executed(&third),
+        BTreeSet::from([JUNK.to_string()]),
+        "{}",
+        third.stderr
+    );
+    assert_eq!(third.id, first.id);
+}
+
+#[test]
+fn local_cache_mode_min_holds_only_the_final_image_steps() {
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
+    let ctx = ctx();
+    let out = tempfile::tempdir().unwrap();
+    let cache_dir = out.path().join("cache");
+    let a = Strata::new();
+    let first = build(
+        &a,
+        &ctx,
+        &layout,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},compression=zstd", arg(&cache_dir)),
+        ],
+    );
+    let cache = layout_cache(&cache_dir);
+    let recorded = descriptions(&cache);
+    assert!(!recorded.contains(JUNK), "{recorded:?}");
+    assert!(
+        recorded.contains("[stage-1 4/4] RUN cat /out.txt /hello.txt > /copy.txt"),
+        "{recorded:?}"
+    );
+    assert!(
+        cache["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["blob"]["mediaType"].as_str())
+            .all(|m| m.ends_with("+zstd")),
+        "{cache}"
+    );
+
+    // A fresh root re-runs the builder's unexported step; the rest hits.
+    let b = Strata::new();
+    let again = build(
+        &b,
+        &ctx,
+        &layout,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", arg(&cache_dir)),
+        ],
+    );
+    assert_eq!(
+        executed(&again),
+        BTreeSet::from([JUNK.to_string()]),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(again.id, first.id);
+}
+
+#[test]
+fn a_missing_cache_is_a_warning_and_bad_specs_are_usage_errors() {
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
+    let ctx = ctx();
+    let s = Strata::new();
+    let b = build(
+        &s,
+        &ctx,
+        &layout,
+        &["--cache-from", "type=local,src=/no/such/cache"],
+    );
+    assert!(
+        b.stderr
+            .contains("warning: --cache-from type=local,src=/no/such/cache"),
+        "{}",
+        b.stderr
+    );
+    let bb = busybox_context("busybox", &layout);
+    let c = arg(ctx.path());
+    let e = s.fails(&[
+        "build",
+        "--build-context",
+        &bb,
+        "--cache-to",
+        "type=local",
+        &c,
+    ]);
+    assert!(e.contains("type=local needs dest=DIR"), "{e}");
+    let e = s.fails(&[
+        "build",
+        "--build-context",
+        &bb,
+        "--cache-from",
+        "type=s3,src=x",
+        &c,
+    ]);
+    assert!(e.contains("unknown type \"s3\""), "{e}");
+}
