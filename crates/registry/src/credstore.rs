@@ -341,3 +341,91 @@ pub fn erase_credentials(path: &Path, registry: &str) -> Result<bool, CredStoreE
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn login_and_logout_edit_auths_like_docker() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        std::fs::write(
+            &real,
+            r#"{"psFormat": "table", "auths": {"https://reg.lan:5000/v1/": {"auth": "b2xkOm9sZA=="}, "other:1": {"auth": "eDp5"}}}"#,
+        )
+        .unwrap();
+        // A symlinked config.json is written through.
+        let path = dir.path().join("config.json");
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        let creds = Credentials::Basic {
+            username: "me".into(),
+            password: "pa:ss".into(),
+        };
+        let stored = store_credentials(&path, "reg.lan:5000", &creds).unwrap();
+        assert_eq!(stored, Stored::File(path.clone()));
+        assert!(path.is_symlink());
+        let v: Value = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+        assert_eq!(v["psFormat"], "table");
+        assert_eq!(v["auths"]["other:1"]["auth"], "eDp5");
+        // The old spelling of the same registry is replaced, not duplicated.
+        assert!(v["auths"].get("https://reg.lan:5000/v1/").is_none(), "{v}");
+        assert_eq!(
+            v["auths"]["reg.lan:5000"]["auth"],
+            base64_encode(b"me:pa:ss")
+        );
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(
+            crate::CredentialSource::File(path.clone())
+                .lookup("reg.lan:5000")
+                .unwrap(),
+            Some(creds)
+        );
+
+        // Docker Hub's key.
+        store_credentials(&path, "docker.io", &Credentials::IdentityToken("rt".into())).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+        assert_eq!(
+            v["auths"]["https://index.docker.io/v1/"]["identitytoken"],
+            "rt"
+        );
+
+        assert!(erase_credentials(&path, "reg.lan:5000").unwrap());
+        assert!(!erase_credentials(&path, "reg.lan:5000").unwrap());
+        let v: Value = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+        assert!(v["auths"].get("reg.lan:5000").is_none(), "{v}");
+        assert_eq!(v["psFormat"], "table");
+
+        // A new file in a new directory (DOCKER_CONFIG that does not exist yet).
+        let fresh = dir.path().join("new/config.json");
+        store_credentials(&fresh, "h:1", &Credentials::IdentityToken("t".into())).unwrap();
+        assert!(fresh.exists());
+        // Not JSON: an error naming the file, nothing overwritten.
+        std::fs::write(&fresh, "{not json").unwrap();
+        let e = store_credentials(&fresh, "h:1", &Credentials::IdentityToken("t".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("new/config.json"), "{e}");
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "{not json");
+    }
+
+    #[test]
+    fn helpers_for_a_registry() {
+        let v: Value = serde_json::from_str(
+            r#"{"credsStore": "desktop", "credHelpers": {"gcr.io": "gcloud", "https://index.docker.io/v1/": "hub"}}"#,
+        )
+        .unwrap();
+        assert_eq!(helper_for(&v, "gcr.io").as_deref(), Some("gcloud"));
+        assert_eq!(helper_for(&v, "docker.io").as_deref(), Some("hub"));
+        assert_eq!(helper_for(&v, "ghcr.io").as_deref(), Some("desktop"));
+        let none: Value = serde_json::from_str(r#"{"credsStore": ""}"#).unwrap();
+        assert_eq!(helper_for(&none, "ghcr.io"), None);
+        assert_eq!(server_url("docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(registry_host("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(registry_host("https://reg.lan:5000/"), "reg.lan:5000");
+    }
+}

@@ -141,6 +141,8 @@ type Seen = (String, String, Vec<(String, String)>);
 struct TestServer {
     addr: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The request bodies, in the order of `seen`.
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 type Handler = dyn Fn(&str, &str, &[(String, String)], &str) -> (u16, Vec<(String, String)>, Vec<u8>)
@@ -153,12 +155,15 @@ impl TestServer {
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let bodies2 = bodies.clone();
         let addr2 = addr.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let handler = handler.clone();
                 let seen = seen2.clone();
+                let bodies = bodies2.clone();
                 let addr = addr2.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -189,6 +194,7 @@ impl TestServer {
                         }
                         let mut body = vec![0u8; len];
                         reader.read_exact(&mut body).unwrap();
+                        bodies.lock().unwrap().push(body.clone());
                         seen.lock()
                             .unwrap()
                             .push((method.clone(), path.clone(), headers.clone()));
@@ -207,7 +213,7 @@ impl TestServer {
                 });
             }
         });
-        TestServer { addr, seen }
+        TestServer { addr, seen, bodies }
     }
 }
 
@@ -394,4 +400,70 @@ fn basic_auth_and_retries_on_5xx_and_429() {
     let r = Reference::parse(&format!("{}/x/y:1", server.addr)).unwrap();
     let e = c.get_manifest(&r).unwrap_err();
     assert!(e.to_string().contains("none is configured"), "{e}");
+}
+
+#[test]
+fn identity_tokens_are_oauth2_refresh_tokens() {
+    let server = TestServer::start(Arc::new(|method, path, hs, addr| {
+        if path.starts_with("/token") {
+            // Only the OAuth2 form POST gets a token.
+            if method != "POST"
+                || header(hs, "content-type") != Some("application/x-www-form-urlencoded")
+            {
+                return (401, vec![], vec![]);
+            }
+            return (
+                200,
+                vec![],
+                br#"{"access_token":"acc-1","expires_in":300,"refresh_token":"rt-next"}"#.to_vec(),
+            );
+        }
+        if header(hs, "authorization") != Some("Bearer acc-1") {
+            return (
+                401,
+                vec![(
+                    "WWW-Authenticate".into(),
+                    format!(r#"Bearer realm="http://{addr}/token",service="test-registry""#),
+                )],
+                vec![],
+            );
+        }
+        (
+            200,
+            vec![(
+                "Content-Type".into(),
+                "application/vnd.oci.image.manifest.v1+json".into(),
+            )],
+            MANIFEST.to_vec(),
+        )
+    }));
+    let c = Client::new(ClientOptions {
+        credentials: CredentialSource::Static(
+            [(
+                server.addr.clone(),
+                Credentials::IdentityToken("rt+xyz/1".into()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    })
+    .unwrap();
+    let r = Reference::parse(&format!("{}/team/app:v1", server.addr)).unwrap();
+    assert_eq!(c.get_manifest(&r).unwrap().bytes, MANIFEST);
+    let seen = server.seen.lock().unwrap().clone();
+    let bodies = server.bodies.lock().unwrap().clone();
+    let i = seen
+        .iter()
+        .position(|(m, p, _)| m == "POST" && p == "/token")
+        .expect("a token POST");
+    let form = String::from_utf8(bodies[i].clone()).unwrap();
+    for part in [
+        "grant_type=refresh_token",
+        "refresh_token=rt%2Bxyz/1",
+        "service=test-registry",
+        "scope=repository:team/app:pull",
+        "client_id=strata",
+    ] {
+        assert!(form.split('&').any(|p| p == part), "{part} in {form}");
+    }
 }

@@ -295,3 +295,236 @@ fn login_then_push_pull_and_build_from_a_tls_registry_with_htpasswd() {
         assert_no_secret_under(root);
     }
 }
+
+/// A fake `docker-credential-NAME` in `bin`: it keeps what `store` gives it in
+/// `STATE/NAME.json`, answers `get` from it (or "credentials not found"), and logs each
+/// action with the server URL (never the secret) to `STATE/NAME.log`.
+fn fake_helper(bin: &Path, state: &Path, name: &str) {
+    let script = format!(
+        r#"#!/bin/sh
+input=$(cat)
+case "$1" in
+  get)
+    echo "get $input" >> {state}/{name}.log
+    if [ -f {state}/{name}.json ]; then cat {state}/{name}.json; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  store)
+    echo "store" >> {state}/{name}.log
+    printf '%s' "$input" > {state}/{name}.json ;;
+  erase)
+    echo "erase $input" >> {state}/{name}.log
+    rm -f {state}/{name}.json ;;
+  *) exit 2 ;;
+esac
+"#,
+        state = state.display()
+    );
+    let p = bin.join(format!("docker-credential-{name}"));
+    std::fs::write(&p, script).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn credential_helpers_from_docker_config() {
+    let Some(reg) = harness::Registry::start_secure(USER, PASSWORD) else {
+        return;
+    };
+    let ca = arg(reg.ca.as_ref().unwrap());
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "[registry.\"{}\"]\ninsecure = false\nca = \"{ca}\"\n",
+        reg.addr
+    ));
+    let bin = env.dir.path().join("bin");
+    let state = env.dir.path().join("state");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    fake_helper(&bin, &state, "fake");
+    env.path = Some(format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    ));
+    let helper_log = || std::fs::read_to_string(state.join("fake.log")).unwrap_or_default();
+
+    // credsStore: login stores through the helper; config.json only records the login.
+    std::fs::write(env.docker_config(), r#"{"credsStore": "fake"}"#).unwrap();
+    let out = env.login(&Strata::new(), &[], &reg.addr, PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = read_json(&env.docker_config());
+    assert_eq!(cfg["auths"][&reg.addr], serde_json::json!({}), "{cfg}");
+    assert_eq!(cfg["credsStore"], "fake", "{cfg}");
+    let stored = read_json(&state.join("fake.json"));
+    assert_eq!(stored["ServerURL"], reg.addr.as_str(), "{stored}");
+    assert_eq!(stored["Username"], USER, "{stored}");
+    assert!(helper_log().contains("store"), "{}", helper_log());
+
+    // A push and a pull get the credentials from the helper (`get` with the URL).
+    let name = format!("{}/team/helped:v1", reg.addr);
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+        ("x", "helped\n", 0o644),
+    ]);
+    let s = Strata::new();
+    env.ok(
+        &s,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--push",
+            "-t",
+            &name,
+            &arg(ctx.path()),
+        ],
+    );
+    assert!(
+        helper_log().contains(&format!("get {}", reg.addr)),
+        "{}",
+        helper_log()
+    );
+    env.ok(&Strata::new(), &["pull", &name]);
+
+    // credHelpers for the registry wins over a credsStore that is not even installed.
+    std::fs::write(
+        env.docker_config(),
+        format!(
+            r#"{{"credsStore": "missing", "credHelpers": {{"{}": "fake"}}}}"#,
+            reg.addr
+        ),
+    )
+    .unwrap();
+    env.ok(&Strata::new(), &["pull", &name]);
+    // … and a credsStore helper that is not installed is named.
+    std::fs::write(env.docker_config(), r#"{"credsStore": "missing"}"#).unwrap();
+    let err = env.fails(&Strata::new(), &["pull", &name]);
+    assert!(err.contains("docker-credential-missing"), "{err}");
+
+    // logout erases from the helper; then the registry asks and nothing answers.
+    std::fs::write(env.docker_config(), r#"{"credsStore": "fake"}"#).unwrap();
+    env.ok(&Strata::new(), &["logout", &reg.addr]);
+    assert!(
+        helper_log().contains(&format!("erase {}", reg.addr)),
+        "{}",
+        helper_log()
+    );
+    assert!(!state.join("fake.json").exists());
+    let err = env.fails(&Strata::new(), &["pull", &name]);
+    assert!(err.contains("strata login"), "{err}");
+    assert_no_secret_under(s.root());
+    assert_no_secret_under(&env.dir.path().join("docker"));
+}
+
+#[test]
+fn mirrors_serve_pulls_and_pushes_go_upstream() {
+    let (Some(up), Some(mirror)) = (harness::Registry::start(), harness::Registry::start()) else {
+        return;
+    };
+    let env = Env::new();
+    env.write_config(&format!(
+        "[registry.\"{}\"]\nmirrors = [\"{}\"]\n",
+        up.addr, mirror.addr
+    ));
+    let uploads = |r: &harness::Registry| r.log().matches("blobs/uploads/").count();
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+        ("x", "mirrored\n", 0o644),
+    ]);
+    let app = format!("{}/team/app:v1", up.addr);
+    env.ok(
+        &s,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--push",
+            "-t",
+            &app,
+            &arg(ctx.path()),
+        ],
+    );
+    // Pushes never go to a mirror.
+    assert!(uploads(&up) > 0);
+    assert_eq!(uploads(&mirror), 0, "{}", mirror.log());
+
+    // A tag only the mirror has is pulled through the mirror.
+    env.ok(
+        &s,
+        &["push", &app, &format!("{}/team/only:v1", mirror.addr)],
+    );
+    let only = format!("{}/team/only:v1", up.addr);
+    env.ok(&Strata::new(), &["pull", &only]);
+    assert!(
+        !up.log().contains("/v2/team/only/manifests/v1"),
+        "{}",
+        up.log()
+    );
+
+    // A tag the mirror lacks: the mirror is asked first, the registry answers.
+    let before = mirror.log().matches("/v2/team/app/manifests/v1").count();
+    env.ok(&Strata::new(), &["pull", &app]);
+    assert!(mirror.log().matches("/v2/team/app/manifests/v1").count() > before);
+
+    // Docker Hub names through a mirror (`docker.io/library/x` is `MIRROR/library/x`):
+    // a FROM of a Hub image builds offline.
+    env.ok(
+        &s,
+        &[
+            "push",
+            &app,
+            &format!("{}/library/hubimg:latest", mirror.addr),
+        ],
+    );
+    env.write_config(&format!(
+        "[registry.\"docker.io\"]\nmirrors = [\"{}\"]\n",
+        mirror.addr
+    ));
+    let ctx2 = context(&[("Dockerfile", "FROM hubimg\n", 0o644)]);
+    let out = ctx2.path().join("out");
+    env.ok(
+        &Strata::new(),
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-o",
+            &format!("type=local,dest={}", arg(&out)),
+            &arg(ctx2.path()),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("x")).unwrap(),
+        "mirrored\n"
+    );
+}
+
+#[test]
+fn a_malformed_configuration_names_its_file_and_line() {
+    let env = Env::new();
+    // STRATA_CONFIG
+    env.write_config("[registry.\"docker.io\"]\nmirrors = [\"m:5000\"]\nmirorrs = 1\n");
+    let err = env.fails(&Strata::new(), &["pull", "127.0.0.1:1/x:1"]);
+    let path = env.dir.path().join("config.toml");
+    assert!(
+        err.contains(&format!("{}:3:1: ", path.display())) && err.contains("mirorrs"),
+        "{err}"
+    );
+    // Else $XDG_CONFIG_HOME/strata/config.toml.
+    std::fs::remove_file(&path).unwrap();
+    let xdg = env.dir.path().join("xdg/strata");
+    std::fs::create_dir_all(&xdg).unwrap();
+    std::fs::write(
+        xdg.join("config.toml"),
+        "[registry.\"a\"]\ninsecure = \"yes\"\n",
+    )
+    .unwrap();
+    let err = env.fails(&Strata::new(), &["pull", "127.0.0.1:1/x:1"]);
+    assert!(
+        err.contains(&format!("{}:2:12: ", xdg.join("config.toml").display())),
+        "{err}"
+    );
+}
