@@ -93,6 +93,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX build_steps_by_position ON build_steps (stage, position);
     CREATE INDEX build_steps_by_instruction ON build_steps (stage, instruction);
     ",
+    // 3: blob origins: the registry repositories a blob was pulled from or pushed to,
+    // so a push to another repository of the same registry can mount it.
+    "
+    CREATE TABLE blob_origins (
+        digest     TEXT NOT NULL,
+        registry   TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        seen       INTEGER NOT NULL,
+        PRIMARY KEY (digest, registry, repository)
+    ) STRICT;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -38,6 +38,7 @@ mod history;
 mod images;
 mod lease;
 mod lock;
+mod origins;
 mod pin;
 mod reap;
 mod tmp;
