@@ -428,23 +428,12 @@ fn identity_tokens_are_oauth2_refresh_tokens() {
                 vec![],
             );
         }
-        (
-            200,
-            vec![(
-                "Content-Type".into(),
-                "application/vnd.oci.image.manifest.v1+json".into(),
-            )],
-            MANIFEST.to_vec(),
-        )
+        manifest_ok()
     }));
+    let token = Credentials::IdentityToken("rt+xyz/1".into());
+    let credentials = CredentialSource::Static([(server.addr.clone(), token)].into());
     let c = Client::new(ClientOptions {
-        credentials: CredentialSource::Static(
-            [(
-                server.addr.clone(),
-                Credentials::IdentityToken("rt+xyz/1".into()),
-            )]
-            .into(),
-        ),
+        credentials,
         ..Default::default()
     })
     .unwrap();
@@ -466,4 +455,13 @@ fn identity_tokens_are_oauth2_refresh_tokens() {
     ] {
         assert!(form.split('&').any(|p| p == part), "{part} in {form}");
     }
+}
+
+fn manifest_ok() -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let content_type = "application/vnd.oci.image.manifest.v1+json";
+    (
+        200,
+        vec![("Content-Type".into(), content_type.into())],
+        MANIFEST.to_vec(),
+    )
 }

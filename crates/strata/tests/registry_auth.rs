@@ -96,6 +96,19 @@ impl Env {
         err
     }
 
+    /// Builds `FROM base` into a local directory; returns the content of its `/x`.
+    fn build_from(&self, s: &Strata, global: &[&str], base: &str) -> String {
+        let ctx = context(&[("Dockerfile", &format!("FROM {base}\n"), 0o644)]);
+        let out = ctx.path().join("out");
+        let dest = format!("type=local,dest={}", arg(&out));
+        let mut args = global.to_vec();
+        args.extend(["build", "--progress", "plain", "-o", &dest]);
+        let c = arg(ctx.path());
+        args.push(&c);
+        self.ok(s, &args);
+        std::fs::read_to_string(out.join("x")).unwrap()
+    }
+
     fn login(&self, s: &Strata, extra: &[&str], registry: &str, password: &str) -> Output {
         let mut args = extra.to_vec();
         args.extend(["login", "-u", USER, "--password-stdin", registry]);
@@ -228,25 +241,8 @@ fn login_then_push_pull_and_build_from_a_tls_registry_with_htpasswd() {
     let s2 = Strata::new();
     env.ok(&s2, &["--registry-ca", &ca, "pull", &name]);
     let s3 = Strata::new();
-    let ctx3 = context(&[("Dockerfile", &format!("FROM {name}\n"), 0o644)]);
-    let out = ctx3.path().join("out");
-    env.ok(
-        &s3,
-        &[
-            "--registry-ca",
-            &ca,
-            "build",
-            "--progress",
-            "plain",
-            "-o",
-            &format!("type=local,dest={}", arg(&out)),
-            &arg(ctx3.path()),
-        ],
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.join("x")).unwrap(),
-        "over TLS\n"
-    );
+    let x = env.build_from(&s3, &["--registry-ca", &ca], &name);
+    assert_eq!(x, "over TLS\n");
 
     // The CA from the configuration file instead of the flag.
     env.write_config(&format!(
@@ -483,23 +479,7 @@ fn mirrors_serve_pulls_and_pushes_go_upstream() {
         "[registry.\"docker.io\"]\nmirrors = [\"{}\"]\n",
         mirror.addr
     ));
-    let ctx2 = context(&[("Dockerfile", "FROM hubimg\n", 0o644)]);
-    let out = ctx2.path().join("out");
-    env.ok(
-        &Strata::new(),
-        &[
-            "build",
-            "--progress",
-            "plain",
-            "-o",
-            &format!("type=local,dest={}", arg(&out)),
-            &arg(ctx2.path()),
-        ],
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.join("x")).unwrap(),
-        "mirrored\n"
-    );
+    assert_eq!(env.build_from(&Strata::new(), &[], "hubimg"), "mirrored\n");
 }
 
 #[test]
