@@ -68,7 +68,7 @@ impl Resource {
     }
 
     /// The paths that make it up, under the store at `root`.
-    fn paths(&self, root: &std::path::Path) -> Vec<PathBuf> {
+    pub(crate) fn paths(&self, root: &std::path::Path) -> Vec<PathBuf> {
         match self {
             Resource::Blob(d) => vec![root.join("blobs/sha256").join(d.hex())],
             Resource::Layer(d) => vec![
@@ -441,7 +441,7 @@ impl Store {
         self.read(|| "reading leases".into(), pins_in)
     }
 
-    fn compressed_rows(&self) -> Result<Vec<(Digest, Digest)>> {
+    pub(crate) fn compressed_rows(&self) -> Result<Vec<(Digest, Digest)>> {
         self.read(
             || "listing compression records".into(),
             |conn| {

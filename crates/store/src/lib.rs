@@ -30,6 +30,7 @@
 
 mod blob;
 mod cache;
+mod check;
 mod compressed;
 mod db;
 mod error;
@@ -49,6 +50,7 @@ use std::sync::{Arc, Mutex};
 
 pub use blob::{BlobWriter, READ_BLOB_LIMIT};
 pub use cache::CacheRecord;
+pub use check::{CheckReport, Problem};
 pub use db::SCHEMA_VERSION;
 pub use error::{Result, StoreError};
 pub use gc::{GcState, PruneOptions, PruneReport, RecordEntry, RecordInfo, RecordKind, Resource};
