@@ -450,7 +450,7 @@ mod tests {
             digest: config,
             actual: strata_digest::sha256(&bytes),
         };
-        assert_eq!(report.problems, [corrupt.clone()]);
+        assert_eq!(report.problems, std::slice::from_ref(&corrupt));
         assert!(report.problems[0].is_damage());
 
         let done = store.repair(&interpret, &report.problems).unwrap();

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cache;
+mod check;
 mod debug;
 mod docker_save;
 mod explain;

@@ -14,11 +14,15 @@ pub enum SystemCommand {
     Df(DfArgs),
     /// Remove untagged images' unreferenced blobs and the build cache.
     Prune(SystemPruneArgs),
+    /// Verify the store (blob and layer contents, images, cache records, leftovers of
+    /// killed processes); `--repair` removes what is broken. Exits 1 while damaged.
+    Check(super::check::CheckArgs),
 }
 
 pub fn run(cmd: SystemCommand, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     match cmd {
         SystemCommand::Df(args) => super::gc_cmd::df(args, root),
         SystemCommand::Prune(args) => super::gc_cmd::system_prune(args, root),
+        SystemCommand::Check(args) => super::check::check(args, root),
     }
 }
