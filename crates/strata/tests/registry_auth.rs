@@ -508,3 +508,135 @@ fn a_malformed_configuration_names_its_file_and_line() {
         "{err}"
     );
 }
+
+/// A token-authenticated front for a registry: `/token` hands out a bearer token for
+/// the right basic credentials (recording the query: service and scopes); any other
+/// request needs that token (else 401 with a Bearer challenge) and is forwarded to
+/// `upstream`, one request per connection.
+struct TokenFront {
+    addr: String,
+    token_queries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TokenFront {
+    fn start(upstream: String) -> TokenFront {
+        use std::io::{BufRead, BufReader, Read};
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let token_queries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (queries, me) = (token_queries.clone(), addr.clone());
+        let basic = format!("Basic {}", b64(&format!("{USER}:{PASSWORD}")));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let (queries, me, basic, upstream) =
+                    (queries.clone(), me.clone(), basic.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut head = Vec::new();
+                    let (mut len, mut auth) = (0usize, String::new());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                        if lower.starts_with("authorization:") {
+                            auth = line["authorization:".len()..].trim().to_string();
+                        }
+                        if !lower.starts_with("connection:") {
+                            head.push(line);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    reader.read_exact(&mut body).unwrap();
+                    let path = head[0].split_whitespace().nth(1).unwrap().to_string();
+                    let reply = |status: &str, extra: &str, body: &str| {
+                        format!(
+                            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+                            body.len()
+                        )
+                    };
+                    let out = if path.starts_with("/token") {
+                        queries.lock().unwrap().push(path.clone());
+                        if auth == basic {
+                            reply("200 OK", "", r#"{"token":"tok-42","expires_in":300}"#)
+                        } else {
+                            reply("401 Unauthorized", "", "")
+                        }
+                    } else if auth != "Bearer tok-42" {
+                        let challenge = format!(
+                            "WWW-Authenticate: Bearer realm=\"http://{me}/token\",service=\"front\"\r\n"
+                        );
+                        reply("401 Unauthorized", &challenge, "")
+                    } else {
+                        let mut up = TcpStream::connect(&upstream).unwrap();
+                        up.write_all(head.concat().as_bytes()).unwrap();
+                        up.write_all(b"Connection: close\r\n\r\n").unwrap();
+                        up.write_all(&body).unwrap();
+                        std::io::copy(&mut up, &mut conn).unwrap();
+                        return;
+                    };
+                    conn.write_all(out.as_bytes()).unwrap();
+                });
+            }
+        });
+        TokenFront {
+            addr,
+            token_queries,
+        }
+    }
+}
+
+#[test]
+fn bearer_tokens_from_a_token_service_for_push_and_pull() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let front = TokenFront::start(reg.addr.clone());
+    let env = Env::new();
+    let s = Strata::new();
+    let name = format!("{}/team/app:v1", front.addr);
+    // Without credentials the token service refuses: 401 and the hint.
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+        ("x", "behind tokens\n", 0o644),
+    ]);
+    let build = ["build", "--progress", "plain", "--push", "-t", &name];
+    let mut args = build.to_vec();
+    let c = arg(ctx.path());
+    args.push(&c);
+    let err = env.fails(&s, &args);
+    assert!(err.contains("401") && err.contains("strata login"), "{err}");
+    // login gets a token for no scope; push asks for pull,push, pull for pull.
+    let out = env.login(&s, &[], &front.addr, PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.ok(&s, &args);
+    assert_eq!(
+        env.build_from(&Strata::new(), &[], &name),
+        "behind tokens\n"
+    );
+    let queries = front.token_queries.lock().unwrap().clone();
+    let has = |needle: &str| queries.iter().any(|q| q.contains(needle));
+    assert!(has("service=front"), "{queries:?}");
+    assert!(has("scope=repository:team/app:pull%2Cpush"), "{queries:?}");
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.ends_with("scope=repository:team/app:pull")),
+        "{queries:?}"
+    );
+    assert!(!reg.log().is_empty());
+    assert_no_secret_under(s.root());
+}
