@@ -99,6 +99,8 @@ struct Inner {
     /// Per registry: credentials once looked up.
     creds: Mutex<HashMap<String, Option<Credentials>>>,
     stats: Mutex<Stats>,
+    /// Mirrors that could not be reached: skipped from then on.
+    down_mirrors: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Request counters (for tests and `--debug` output).
@@ -230,6 +232,7 @@ impl Client {
                 tokens: Mutex::default(),
                 creds: Mutex::default(),
                 stats: Mutex::default(),
+                down_mirrors: Mutex::default(),
             }),
         })
     }

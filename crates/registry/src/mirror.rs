@@ -22,6 +22,11 @@ impl Client {
             return self.send_direct(req);
         };
         for mirror in mirrors {
+            let down = self.inner.down_mirrors.lock().expect("mirror lock");
+            if down.contains(mirror) {
+                continue;
+            }
+            drop(down);
             let mirrored = Request {
                 method: req.method.clone(),
                 url: format!("{}{path}", self.base_url(mirror)),
@@ -34,8 +39,20 @@ impl Client {
             };
             match self.send_direct(mirrored) {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
-                // Missing on the mirror, refused, or unreachable: the next one.
-                Ok(_) | Err(_) => self.bump(|s| s.mirror_fallbacks += 1),
+                // Missing on the mirror, or refused: the next one.
+                Ok(_) => self.bump(|s| s.mirror_fallbacks += 1),
+                // Unreachable (after the retries): the next one, and this one no
+                // more for this client.
+                Err(e) => {
+                    self.bump(|s| s.mirror_fallbacks += 1);
+                    if matches!(e, RegistryError::Transport { .. }) {
+                        self.inner
+                            .down_mirrors
+                            .lock()
+                            .expect("mirror lock")
+                            .insert(mirror.clone());
+                    }
+                }
             }
         }
         self.send_direct(req)

@@ -465,3 +465,53 @@ fn manifest_ok() -> (u16, Vec<(String, String)>, Vec<u8>) {
         MANIFEST.to_vec(),
     )
 }
+
+#[test]
+fn pulls_try_mirrors_in_order_and_skip_unreachable_ones() {
+    let upstream = TestServer::start(Arc::new(|method, path, _, _| {
+        if method == "HEAD" && path.contains("/blobs/") {
+            return (404, vec![], vec![]);
+        }
+        if path.contains("/only-upstream/") {
+            return manifest_ok();
+        }
+        (404, vec![], vec![])
+    }));
+    let mirror = TestServer::start(Arc::new(|_, path, _, _| {
+        if path.contains("/only-upstream/") {
+            return (404, vec![], vec![]);
+        }
+        manifest_ok()
+    }));
+    let c = Client::new(ClientOptions {
+        credentials: CredentialSource::None,
+        mirrors: [(
+            upstream.addr.clone(),
+            vec!["127.0.0.1:1".to_string(), mirror.addr.clone()],
+        )]
+        .into(),
+        attempts: 2,
+        backoff: std::time::Duration::from_millis(1),
+        ..Default::default()
+    })
+    .unwrap();
+    let count = |s: &TestServer| s.seen.lock().unwrap().len();
+    let r = Reference::parse(&format!("{}/library/app:v1", upstream.addr)).unwrap();
+    // The unreachable mirror is tried (with its retries), then the next one serves.
+    assert_eq!(c.get_manifest(&r).unwrap().bytes, MANIFEST);
+    assert_eq!((count(&mirror), count(&upstream)), (1, 0));
+    let seen = mirror.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].1, "/v2/library/app/manifests/v1", "{seen:?}");
+    // From then on the unreachable mirror is skipped: one request in all.
+    let before = c.stats().requests;
+    c.get_manifest(&r).unwrap();
+    assert_eq!(c.stats().requests, before + 1);
+    // Missing on the mirror: the registry itself answers.
+    let r2 = Reference::parse(&format!("{}/only-upstream/app:v1", upstream.addr)).unwrap();
+    assert_eq!(c.get_manifest(&r2).unwrap().bytes, MANIFEST);
+    assert_eq!(count(&upstream), 1);
+    // A push's HEAD never goes to a mirror.
+    let d = sha256(b"x");
+    assert_eq!(c.head_blob(&r, &d, Access::Push).unwrap(), None);
+    assert_eq!((count(&mirror), count(&upstream)), (3, 2));
+}
