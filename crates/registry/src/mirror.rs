@@ -45,7 +45,10 @@ impl Client {
                 // more for this client.
                 Err(e) => {
                     self.bump(|s| s.mirror_fallbacks += 1);
-                    if matches!(e, RegistryError::Transport { .. }) {
+                    if matches!(
+                        e,
+                        RegistryError::Transport { .. } | RegistryError::Stalled { .. }
+                    ) {
                         self.inner
                             .down_mirrors
                             .lock()
