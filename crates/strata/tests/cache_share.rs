@@ -282,3 +282,154 @@ fn a_missing_cache_is_a_warning_and_bad_specs_are_usage_errors() {
     ]);
     assert!(e.contains("unknown type \"s3\""), "{e}");
 }
+
+/// Request lines of the registry's access log (`HEAD /v2/…/blobs/…`), digests elided.
+fn requests(reg: &harness::Registry, method: &str, what: &str) -> usize {
+    reg.log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"{method} /v2/")) && l.contains(what))
+        .count()
+}
+
+fn digest_of(meta: &Path) -> String {
+    let v = read_json(meta);
+    v["containerimage.digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image() {
+    let (Some(layout), Some(reg)) = (busybox_layout(), harness::Registry::start()) else {
+        return;
+    };
+    let ctx = ctx();
+    let cache = format!("{}/team/app:buildcache", reg.addr);
+    let to = format!("type=registry,ref={cache},mode=max");
+    let out = tempfile::tempdir().unwrap();
+    let (meta1, meta2) = (out.path().join("1.json"), out.path().join("2.json"));
+    let a = Strata::new();
+    let first = build(
+        &a,
+        &ctx,
+        &layout,
+        &["--cache-to", &to, "--metadata-file", &arg(&meta1)],
+    );
+    assert!(
+        first.stderr.contains(&format!("exported cache to {cache}")),
+        "{}",
+        first.stderr
+    );
+    let uploads_first = requests(&reg, "PUT", "/blobs/uploads/");
+    assert!(
+        uploads_first >= 5,
+        "layers and config uploaded:\n{}",
+        reg.log()
+    );
+
+    // A fresh root imports it (the plain reference form), hits every step, builds the
+    // same image, and exports again without checking or uploading a single layer.
+    let b = Strata::new();
+    let heads_before = requests(&reg, "HEAD", "/blobs/");
+    let again = build(
+        &b,
+        &ctx,
+        &layout,
+        &[
+            "--cache-from",
+            &cache,
+            "--cache-to",
+            &to,
+            "--metadata-file",
+            &arg(&meta2),
+        ],
+    );
+    assert!(
+        executed(&again).is_empty(),
+        "ran: {:?}\n{}",
+        executed(&again),
+        again.stderr
+    );
+    assert_eq!(user_steps(&again), user_steps(&first));
+    assert_eq!(again.id, first.id);
+    assert_eq!(
+        digest_of(&meta2),
+        digest_of(&meta1),
+        "the same image manifest"
+    );
+    assert_eq!(
+        requests(&reg, "HEAD", "/blobs/"),
+        heads_before,
+        "{}",
+        reg.log()
+    );
+    assert_eq!(requests(&reg, "PUT", "/blobs/uploads/"), uploads_first);
+    assert!(
+        again.stderr.contains("(0 blobs written)"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn inline_cache_in_a_pushed_image_serves_a_fresh_root() {
+    let (Some(layout), Some(reg)) = (busybox_layout(), harness::Registry::start()) else {
+        return;
+    };
+    let ctx = ctx();
+    let image = format!("{}/team/app:v1", reg.addr);
+    let bb = busybox_context("busybox", &layout);
+    let a = Strata::new();
+    // No epoch: with one the image's layers are rewritten and inline is refused.
+    let first = a.build(
+        ctx.path(),
+        &[
+            "--build-context",
+            &bb,
+            "--cache-to",
+            "type=inline",
+            "--push",
+            "-t",
+            &image,
+        ],
+    );
+    assert!(first.cached().is_empty(), "{}", first.stderr);
+
+    let b = Strata::new();
+    let again = b.build(
+        ctx.path(),
+        &["--build-context", &bb, "--cache-from", &image],
+    );
+    // mode=min: the builder's step the image does not hold runs again; the rest hits.
+    assert_eq!(
+        executed(&again),
+        BTreeSet::from([JUNK.to_string()]),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again
+            .cached()
+            .iter()
+            .any(|s| s.contains("RUN cat /out.txt")),
+        "{}",
+        again.stderr
+    );
+
+    let refused = a.build(
+        ctx.path(),
+        &[
+            "--build-context",
+            &bb,
+            "--cache-to",
+            "type=inline",
+            "--source-date-epoch",
+            "1",
+        ],
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("type=inline is ignored with SOURCE_DATE_EPOCH"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -168,7 +168,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
 
     cache_io.ensure(&chain)?;
     let mut image_config = lowered.image.clone();
-    cache_io.inline(&mut image_config, &chain)?;
+    cache_io.inline(&mut image_config, &chain, args.source_date_epoch)?;
     let created = humantime_now();
     let image_opts = ImageOptions {
         source_date_epoch: args.source_date_epoch,

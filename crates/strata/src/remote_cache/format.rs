@@ -71,6 +71,17 @@ impl CacheConfig {
         serde_json::to_vec(self).expect("cache configs serialize")
     }
 
+    /// Drops the records that use a layer with neither a blob nor `empty` (an inline
+    /// cache whose image holds a rewritten copy of the layer).
+    pub fn drop_unresolved(&mut self) {
+        let layers = &self.layers;
+        self.records.retain(|r| {
+            r.layers
+                .iter()
+                .all(|&i| layers.get(i).is_some_and(|l| l.empty || l.blob.is_some()))
+        });
+    }
+
     /// Checks that every record's layer indexes are in range.
     pub fn validate(&self) -> Result<(), String> {
         if self.version != VERSION {
@@ -137,5 +148,12 @@ mod tests {
         bad = cfg;
         bad.version = 9;
         assert!(bad.validate().unwrap_err().contains("version 9"));
+
+        let mut unresolved = back.clone();
+        unresolved.drop_unresolved();
+        assert_eq!(unresolved, back, "every layer has a blob or is empty");
+        unresolved.layers[0].blob = None;
+        unresolved.drop_unresolved();
+        assert!(unresolved.records.is_empty());
     }
 }

@@ -101,16 +101,26 @@ pub struct Imported {
     pub records: HashMap<Digest, SharedRecord>,
     pub layers: HashMap<Digest, ImportedLayer>,
     pub origins: Vec<Origin>,
+    /// Each origin's cache config blob (an inline cache has none of its own).
+    configs: Vec<Option<Digest>>,
 }
 
 impl Imported {
     /// Blobs known to be in `(registry, repository)`: listed by a cache imported from it.
     pub fn blobs_in(&self, repository: &(String, String)) -> HashSet<Digest> {
-        self.layers
+        let here = |origin: usize| self.origins[origin].repository().as_ref() == Some(repository);
+        let layers = self
+            .layers
             .values()
-            .filter(|l| self.origins[l.origin].repository().as_ref() == Some(repository))
-            .filter_map(|l| l.entry.blob.as_ref().map(|b| b.digest))
-            .collect()
+            .filter(|l| here(l.origin))
+            .filter_map(|l| l.entry.blob.as_ref().map(|b| b.digest));
+        let configs = self
+            .configs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| here(*i))
+            .filter_map(|(_, c)| *c);
+        layers.chain(configs).collect()
     }
 }
 
@@ -122,19 +132,19 @@ pub fn load(specs: &[CacheFrom], client: &dyn Fn() -> Result<Client>, quiet: boo
         let loaded = match spec {
             CacheFrom::Local { src } => {
                 let origin = Origin::Layout(src.clone());
-                read_layout(src).map(|c| (origin, c))
+                read_layout(src).map(|(c, d)| (origin, c, d))
             }
             CacheFrom::Registry { reference } => client().and_then(|client| {
                 let origin = Origin::Registry {
                     client: client.clone(),
                     repo: reference.clone(),
                 };
-                read_registry(&client, reference).map(|c| (origin, c))
+                read_registry(&client, reference).map(|(c, d)| (origin, c, d))
             }),
         };
-        let (origin, config) = match loaded.and_then(|(o, c)| {
+        let (origin, config, config_digest) = match loaded.and_then(|(o, c, d)| {
             c.validate().map_err(anyhow::Error::msg)?;
-            Ok((o, c))
+            Ok((o, c, d))
         }) {
             Ok(x) => x,
             Err(e) => {
@@ -152,6 +162,7 @@ pub fn load(specs: &[CacheFrom], client: &dyn Fn() -> Result<Client>, quiet: boo
         }
         let index = out.origins.len();
         out.origins.push(origin);
+        out.configs.push(config_digest);
         for l in &config.layers {
             out.layers
                 .entry(l.diff_id)
@@ -180,7 +191,10 @@ fn describe(spec: &CacheFrom) -> String {
     }
 }
 
-fn read_layout(dir: &Path) -> Result<CacheConfig> {
+/// The cache config and its blob's digest.
+type Loaded = (CacheConfig, Option<Digest>);
+
+fn read_layout(dir: &Path) -> Result<Loaded> {
     let index_path = dir.join("index.json");
     let index: ImageIndex =
         serde_json::from_slice(&fs_err::read(&index_path).context("no exported cache there")?)
@@ -195,16 +209,17 @@ fn read_layout(dir: &Path) -> Result<CacheConfig> {
     cache_config(&origin, &manifest)
 }
 
-fn cache_config(origin: &Origin, manifest: &ArtifactManifest) -> Result<CacheConfig> {
+fn cache_config(origin: &Origin, manifest: &ArtifactManifest) -> Result<Loaded> {
     if manifest.config.media_type != CONFIG_MEDIA_TYPE {
         bail!("not a strata cache (config {})", manifest.config.media_type);
     }
     let bytes = origin.read(&manifest.config.digest)?;
-    serde_json::from_slice(&bytes).context("invalid cache config")
+    let config = serde_json::from_slice(&bytes).context("invalid cache config")?;
+    Ok((config, Some(manifest.config.digest)))
 }
 
 /// A cache artifact, or an image carrying an inline cache.
-fn read_registry(client: &Client, r: &Reference) -> Result<CacheConfig> {
+fn read_registry(client: &Client, r: &Reference) -> Result<Loaded> {
     let top = client.get_manifest(r)?;
     let origin = Origin::Registry {
         client: client.clone(),
@@ -249,7 +264,8 @@ fn read_registry(client: &Client, r: &Reference) -> Result<CacheConfig> {
     for l in cache.layers.iter_mut().filter(|l| !l.empty) {
         l.blob = blobs.get(&l.diff_id).map(|d| (*d).clone());
     }
-    Ok(cache)
+    cache.drop_unresolved();
+    Ok((cache, None))
 }
 
 /// Fetches imported layers into the store, once each.

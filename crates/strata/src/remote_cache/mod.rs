@@ -102,8 +102,15 @@ impl Session {
     }
 
     /// `--cache-to type=inline`: the mode=min records into the image config, their
-    /// layers named by diffID (an importer finds the blobs in the image itself).
-    pub fn inline(&self, config: &mut ImageConfig, chain: &Chain) -> Result<()> {
+    /// layers named by diffID (an importer finds the blobs in the image itself). Not
+    /// with SOURCE_DATE_EPOCH: the image then holds layers with rewritten mtimes, not
+    /// the cached ones.
+    pub fn inline(
+        &self,
+        config: &mut ImageConfig,
+        chain: &Chain,
+        source_date_epoch: Option<i64>,
+    ) -> Result<()> {
         let Some(sharing) = self
             .sharing
             .as_ref()
@@ -111,6 +118,12 @@ impl Session {
         else {
             return Ok(());
         };
+        if source_date_epoch.is_some() {
+            eprintln!(
+                "warning: --cache-to type=inline is ignored with SOURCE_DATE_EPOCH (the image's layers have rewritten timestamps); use type=registry"
+            );
+            return Ok(());
+        }
         let records = export::select(sharing.used(), Mode::Min, chain);
         let cache = export::config(&records, None, |id| {
             Ok(Some(LayerEntry {
