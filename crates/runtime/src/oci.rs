@@ -264,12 +264,9 @@ impl OciRuntime {
             .status();
     }
 
-    async fn run_inner(
-        &self,
-        req: &RunRequest<'_>,
-        output: &mut (dyn FnMut(Stream, &str) + Send),
-        cancel: &CancellationToken,
-    ) -> Result<ExitStatus> {
+    /// Writes the bundle of `req` (with a terminal for the process when `terminal`)
+    /// and records the mount points the runtime will create.
+    fn bundle(&self, req: &RunRequest<'_>, terminal: bool) -> Result<Prepared> {
         let p = req.process;
         let user = resolve_user(req.rootfs, &p.user)?;
         rootfs::mkdir_all(req.rootfs, &p.cwd).map_err(|source| Error::BadPath {
@@ -295,7 +292,7 @@ impl OciRuntime {
             &resolv,
             std::fs::read("/etc/resolv.conf").unwrap_or_default(),
         )?;
-        let spec = generate(&SpecInput {
+        let mut spec = generate(&SpecInput {
             rootfs: req.rootfs,
             process: p,
             user: &user,
@@ -306,6 +303,9 @@ impl OciRuntime {
             grantable: self.grantable,
             seccomp: self.seccomp,
         })?;
+        if let Some(process) = spec.process_mut() {
+            process.set_terminal(Some(terminal));
+        }
         let config = bundle.dir.join("config.json");
         fs_err::write(
             &config,
@@ -318,7 +318,77 @@ impl OciRuntime {
                 .chain(req.mounts.iter().map(|m| m.destination.as_str())),
         );
         let log = bundle.dir.join("log.json");
+        Ok(Prepared {
+            id,
+            bundle,
+            stubs,
+            log,
+        })
+    }
 
+    /// Runs `req` on this process's stdin, stdout and stderr (`strata debug shell`):
+    /// with `terminal`, the runtime gives the process a pseudo-terminal on them. Waits
+    /// for the process to end, then removes the container.
+    pub async fn run_attached(&self, req: &RunRequest<'_>, terminal: bool) -> Result<ExitStatus> {
+        let Prepared {
+            id,
+            bundle,
+            stubs,
+            log,
+        } = self.bundle(req, terminal)?;
+        let status = tokio::process::Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.state)
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "run", "--bundle"])
+            .arg(&bundle.dir)
+            .arg(&id)
+            .status()
+            .await
+            .map_err(|source| Error::Spawn {
+                runtime: self.binary.clone(),
+                source,
+            });
+        self.force_delete(&id);
+        stubs.clean();
+        self.exit_status(status?, &log)
+    }
+
+    /// The process's exit code (128 + signal), or the runtime's own error when it
+    /// failed before the process ran.
+    fn exit_status(&self, status: std::process::ExitStatus, log: &Path) -> Result<ExitStatus> {
+        let code = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(c), _) => c,
+            (None, Some(sig)) => 128 + sig,
+            (None, None) => 255,
+        };
+        if code != 0 {
+            if let Some(message) = runtime_error(log) {
+                return Err(Error::Start {
+                    runtime: self.name.clone(),
+                    message,
+                });
+            }
+        }
+        Ok(ExitStatus(code))
+    }
+
+    async fn run_inner(
+        &self,
+        req: &RunRequest<'_>,
+        output: &mut (dyn FnMut(Stream, &str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<ExitStatus> {
+        let Prepared {
+            id,
+            bundle,
+            stubs,
+            log,
+        } = self.bundle(req, false)?;
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.arg("--root")
             .arg(&self.state)
@@ -379,23 +449,7 @@ impl OciRuntime {
         guard.armed = false;
         stubs.clean();
         let status = status.expect("the loop ends once the runtime exited");
-        let code = match (
-            status.code(),
-            std::os::unix::process::ExitStatusExt::signal(&status),
-        ) {
-            (Some(c), _) => c,
-            (None, Some(sig)) => 128 + sig,
-            (None, None) => 255,
-        };
-        if code != 0 {
-            if let Some(message) = runtime_error(&log) {
-                return Err(Error::Start {
-                    runtime: self.name.clone(),
-                    message,
-                });
-            }
-        }
-        Ok(ExitStatus(code))
+        self.exit_status(status, &log)
     }
 
     /// Kills the container and waits for the runtime to exit, then removes what is
@@ -433,6 +487,14 @@ impl Executor for OciRuntime {
     ) -> BoxFuture<'a, Result<ExitStatus>> {
         Box::pin(self.run_inner(req, output, cancel))
     }
+}
+
+/// A written bundle, ready to run.
+struct Prepared {
+    id: String,
+    bundle: Bundle,
+    stubs: Stubs,
+    log: PathBuf,
 }
 
 /// The bundle directory; removed when dropped (it may hold secrets in `config.json`).

@@ -122,6 +122,8 @@ pub struct PushArgs {
 pub enum DebugCommand {
     /// Print the build graph the Dockerfile lowers to, without running it.
     Graph(GraphArgs),
+    /// Run a shell (or `-- CMD…`) in the file system of a build's failed RUN step.
+    Shell(crate::commands::debug_shell::ShellArgs),
 }
 
 /// Options shared by everything that reads a Dockerfile.
@@ -201,6 +203,13 @@ pub struct BuildArgs {
     /// `$SSH_AUTH_SOCK`, `ID=SOCKET` the agent listening at SOCKET.
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
     pub ssh: Vec<String>,
+    /// What to do when a RUN fails: `fail`, or `shell` (on a terminal, open a shell in
+    /// the failed step's file system; else say how: `strata debug shell BUILD_ID`).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "fail")]
+    pub on_error: crate::commands::debug_shell::OnError,
+    /// The program `--on-error=shell` opens.
+    #[arg(long, value_name = "PROGRAM", default_value = "/bin/sh")]
+    pub shell: String,
     /// Say why each step that ran missed the cache (compared with its nearest earlier
     /// build; also `explain` events in `--progress json`).
     #[arg(long)]

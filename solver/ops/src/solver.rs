@@ -33,6 +33,9 @@ pub struct SolveOptions {
     pub ssh: crate::SshAgents,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
     pub allow_insecure: bool,
+    /// Where a failing RUN leaves its state for `strata debug shell` (see
+    /// [`FailedStep`](crate::FailedStep)); on the store's file system.
+    pub keep_failed: Option<PathBuf>,
     /// `--cache-from`/`--cache-to`: imported records, and what the solve used.
     pub sharing: Option<Arc<crate::CacheSharing>>,
 }
@@ -233,6 +236,7 @@ impl Solver {
                 secrets: opts.secrets.clone(),
                 ssh: opts.ssh.clone(),
                 allow_insecure: opts.allow_insecure,
+                keep_failed: opts.keep_failed.clone(),
             }),
             GraphOp::File(f) => Arc::new(FileRunner {
                 store: self.store.clone(),

@@ -110,6 +110,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     let display = progress::reporter(args.progress);
     let reporter: Arc<dyn strata_progress::Reporter> = display.clone();
     let history = crate::explain::History::for_build(&store, &def);
+    crate::commands::debug_shell::prune(&store);
     let tracker = Arc::new(crate::explain::Tracker::new(reporter));
     let reporter: Arc<dyn strata_progress::Reporter> = tracker.clone();
     let solver = Solver::new(store.clone())?;
@@ -135,6 +136,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         ssh: ssh_agents(&args.ssh, std::env::var_os("SSH_AUTH_SOCK"))?,
         allow_insecure,
         sharing: cache_io.sharing(),
+        keep_failed: Some(crate::commands::debug_shell::kept_dir(&store, &history.id)),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cancel = CancellationToken::new();
@@ -162,6 +164,14 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
             history.finish(solved, &tracker, end, args.explain);
             display.finish(false);
             eprintln!("build id: {}", history.id);
+            let (on_error, program) = (args.on_error, &args.shell);
+            crate::commands::debug_shell::after_failure(
+                &store,
+                &history.id,
+                on_error,
+                &args.runtime,
+                program,
+            );
             return Err(diagnostics::SolveFailed(e).into());
         }
     };

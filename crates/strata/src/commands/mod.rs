@@ -4,6 +4,7 @@ pub mod build;
 pub mod cache;
 mod check;
 mod debug;
+pub mod debug_shell;
 mod docker_save;
 mod explain;
 mod gc_cmd;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
         Command::Debug(DebugCommand::Graph(args)) => debug::graph(args, root),
+        Command::Debug(DebugCommand::Shell(args)) => debug_shell::run(args, root),
         Command::Cache(cmd) => cache::run(cmd, root),
         Command::System(cmd) => system::run(cmd, root),
     }

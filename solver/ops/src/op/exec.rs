@@ -45,6 +45,8 @@ pub struct ExecRunner {
     pub ssh: SshAgents,
     /// `--allow security.insecure` was given.
     pub allow_insecure: bool,
+    /// Where a failing run leaves its state for `strata debug shell`.
+    pub keep_failed: Option<PathBuf>,
 }
 
 /// A RUN whose process exited non-zero.
@@ -214,32 +216,7 @@ impl ExecRunner {
             .await?
         };
 
-        let mut env = e.env.clone();
-        env.extend(setup.prepared.env.iter().cloned());
-        if let Some(sock) = &setup.prepared.ssh_auth_sock {
-            if !env.iter().any(|v| v.starts_with("SSH_AUTH_SOCK=")) {
-                env.push(format!("SSH_AUTH_SOCK={sock}"));
-            }
-        }
-        let process = Process {
-            args: e.args.clone(),
-            env,
-            cwd: if e.cwd.is_empty() {
-                "/".into()
-            } else {
-                e.cwd.clone()
-            },
-            user: e.user.clone(),
-            network: match e.network {
-                NetworkMode::Default | NetworkMode::Host => Network::Host,
-                NetworkMode::None => Network::None,
-            },
-            security: match e.security {
-                SecurityMode::Sandbox => Security::Sandbox,
-                SecurityMode::Insecure => Security::Insecure,
-            },
-            hostname: HOSTNAME.into(),
-        };
+        let process = process(e, e.args.clone(), &setup.prepared);
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
         let mut sink = |stream: strata_runtime::Stream, line: &str| {
             cx.log(
@@ -264,6 +241,16 @@ impl ExecRunner {
 
         // Unmount everything, then store the layer (blocking again).
         let (layers, store) = (self.layers.clone(), self.store.clone());
+        let keep = self.keep_failed.clone().map(|dir| {
+            let step = super::debug_shell::FailedStep {
+                name: cx.vertex().name.clone(),
+                exec: e.clone(),
+                chain: chain.clone(),
+                inputs: inputs.to_vec(),
+                exit_code: 0,
+            };
+            (dir, step)
+        });
         let finished = blocking(move || {
             let Setup {
                 prepared,
@@ -282,6 +269,11 @@ impl ExecRunner {
                 Err(e) => return Err(OpError::new(e)),
             };
             if !status.success() {
+                if let Some((dir, mut step)) = keep {
+                    step.exit_code = status.code();
+                    // Best effort: a state that cannot be kept only costs the shell.
+                    let _ = step.save(&dir, layer.path());
+                }
                 return Ok(Err(status));
             }
             prune_unchanged_dirs(&layers, &chain, layer.path());
@@ -300,6 +292,41 @@ impl ExecRunner {
                 tail: tail.into(),
             })),
         }
+    }
+}
+
+/// The process of `e` running `args`, with what its mounts add to the environment
+/// (`type=secret,env=`, `SSH_AUTH_SOCK`).
+pub(super) fn process(
+    e: &Exec,
+    args: Vec<String>,
+    prepared: &super::run_mount::Prepared,
+) -> Process {
+    let mut env = e.env.clone();
+    env.extend(prepared.env.iter().cloned());
+    if let Some(sock) = &prepared.ssh_auth_sock {
+        if !env.iter().any(|v| v.starts_with("SSH_AUTH_SOCK=")) {
+            env.push(format!("SSH_AUTH_SOCK={sock}"));
+        }
+    }
+    Process {
+        args,
+        env,
+        cwd: if e.cwd.is_empty() {
+            "/".into()
+        } else {
+            e.cwd.clone()
+        },
+        user: e.user.clone(),
+        network: match e.network {
+            NetworkMode::Default | NetworkMode::Host => Network::Host,
+            NetworkMode::None => Network::None,
+        },
+        security: match e.security {
+            SecurityMode::Sandbox => Security::Sandbox,
+            SecurityMode::Insecure => Security::Insecure,
+        },
+        hostname: HOSTNAME.into(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One scheduler op per graph op.
 
 mod cache_mount;
+mod debug_shell;
 mod exec;
 mod file;
 mod git;
@@ -11,6 +12,7 @@ mod run_mount;
 mod simple;
 mod ssh_agent;
 
+pub use debug_shell::{shell, DebugError, FailedStep, ShellRequest, STATE_FILE};
 pub use exec::{ExecFailed, ExecRunner};
 pub use file::FileRunner;
 pub use git::{GitError, GitRunner, GitSpec};
