@@ -296,12 +296,16 @@ fn digest_of(meta: &Path) -> String {
     v["containerimage.digest"].as_str().unwrap().to_string()
 }
 
+/// The busybox base, a registry and the context; None (skipped) without either tool.
+fn registry_setup() -> Option<(std::path::PathBuf, harness::Registry, TempDir)> {
+    Some((busybox_layout()?, harness::Registry::start()?, ctx()))
+}
+
 #[test]
 fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image() {
-    let (Some(layout), Some(reg)) = (busybox_layout(), harness::Registry::start()) else {
+    let Some((layout, reg, ctx)) = registry_setup() else {
         return;
     };
-    let ctx = ctx();
     let cache = format!("{}/team/app:buildcache", reg.addr);
     let to = format!("type=registry,ref={cache},mode=max");
     let out = tempfile::tempdir().unwrap();
@@ -371,10 +375,9 @@ fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image
 
 #[test]
 fn inline_cache_in_a_pushed_image_serves_a_fresh_root() {
-    let (Some(layout), Some(reg)) = (busybox_layout(), harness::Registry::start()) else {
+    let Some((layout, reg, ctx)) = registry_setup() else {
         return;
     };
-    let ctx = ctx();
     let image = format!("{}/team/app:v1", reg.addr);
     let bb = busybox_context("busybox", &layout);
     let a = Strata::new();
