@@ -98,6 +98,8 @@ pub struct PullArgs {
     /// Print only the image name.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub transfer: crate::commands::registry::ProgressOptions,
 }
 
 #[derive(Debug, Args)]

@@ -4,18 +4,21 @@
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _, Result};
 use strata_digest::Digest;
 use strata_oci::{
     media_types, Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, Reference,
 };
+use strata_progress::Reporter;
 use strata_registry::{Access, Client};
 use strata_store::{ImageRecord, Store};
 
+use crate::progress::transfer::{counted, Transfer};
+
 /// Layers downloaded at once.
-pub const PULL_PARALLELISM: usize = 3;
+pub const PULL_PARALLELISM: usize = 4;
 /// Blobs uploaded at once (the default).
 pub const PUSH_PARALLELISM: usize = 4;
 
@@ -54,14 +57,73 @@ fn env_overrides(opts: &mut strata_registry::ClientOptions) -> Result<()> {
     Ok(())
 }
 
+/// How a pull or push reports progress and how many blobs move at once.
+#[derive(Clone)]
+pub struct TransferOptions {
+    pub reporter: Arc<dyn Reporter>,
+    pub parallelism: usize,
+}
+
+impl TransferOptions {
+    pub fn new(reporter: Arc<dyn Reporter>, parallelism: usize) -> Self {
+        TransferOptions {
+            reporter,
+            parallelism: parallelism.max(1),
+        }
+    }
+}
+
+/// Runs `f` on every item, `n` at a time; the first error stops the rest (the items
+/// already started finish) and is returned.
+fn each_parallel<T: Sync>(
+    items: &[T],
+    n: usize,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..n.min(items.len()) {
+            s.spawn(|| loop {
+                let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    return;
+                };
+                if first_error.lock().expect("lock").is_some() {
+                    return;
+                }
+                if let Err(e) = f(item) {
+                    first_error.lock().expect("lock").get_or_insert(e);
+                    return;
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Pulls `r` for `platform` into the store and names it `r`. Blobs already stored are
-/// not downloaded again; layers come `PULL_PARALLELISM` at a time.
+/// not downloaded again; layers come `PULL_PARALLELISM` at a time, each with its
+/// progress. The repository is recorded as an origin of every blob (for mounts).
 pub fn pull(
     store: &Store,
     client: &Client,
     r: &Reference,
     platform: &Platform,
-    quiet: bool,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ImageRecord> {
+    let t = Transfer::start(reporter, "pull", &r.to_string());
+    t.finish(pull_image(store, client, r, platform, &t))
+}
+
+fn pull_image(
+    store: &Store,
+    client: &Client,
+    r: &Reference,
+    platform: &Platform,
+    t: &Transfer,
 ) -> Result<ImageRecord> {
     let top = client.get_manifest(r)?;
     store.put_bytes(&top.bytes)?;
@@ -93,43 +155,24 @@ pub fn pull(
         }
     }
     let mut missing = Vec::new();
-    for b in blobs {
+    for b in &blobs {
         if !store.has_blob(&b.digest)? {
-            missing.push(b);
+            missing.push(*b);
         }
     }
-    let next = AtomicUsize::new(0);
-    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..PULL_PARALLELISM.min(missing.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(d) = missing.get(i) else { return };
-                if first_error.lock().expect("lock").is_some() {
-                    return;
-                }
-                let result = client
-                    .get_blob(r, &d.digest, Some(d.size), || {
-                        store.blob_writer().map_err(std::io::Error::other)
-                    })
-                    .map_err(anyhow::Error::from)
-                    .and_then(|w| Ok(w.commit(Some(&d.digest))?));
-                match result {
-                    Ok(_) => {
-                        if !quiet {
-                            eprintln!("{}: pulled ({} bytes)", d.digest.short(), d.size);
-                        }
-                    }
-                    Err(e) => {
-                        first_error.lock().expect("lock").get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("lock") {
-        return Err(e);
+    each_parallel(&missing, PULL_PARALLELISM, |d| {
+        let meter = t.blob(&d.digest, d.size);
+        let w = client.get_blob(r, &d.digest, Some(d.size), || {
+            Ok(counted(
+                &meter,
+                store.blob_writer().map_err(std::io::Error::other)?,
+            ))
+        })?;
+        w.inner.commit(Some(&d.digest))?;
+        Ok(())
+    })?;
+    for b in &blobs {
+        store.record_blob_origin(&b.digest, &r.registry, &r.repository)?;
     }
     let config: ImageConfig = serde_json::from_slice(&store.read_blob(&manifest.config.digest)?)
         .with_context(|| format!("{r}: invalid image config"))?;
@@ -149,65 +192,72 @@ pub fn pull(
 /// Where a blob to push comes from.
 pub type OpenBlob<'a> = dyn Fn(&Digest) -> std::io::Result<Box<dyn Read + Send>> + Sync + 'a;
 
-/// Pushes an image (its manifest's bytes, config and layers) to `dest`: HEAD each blob,
-/// upload what is missing (`PUSH_PARALLELISM` at once), the manifest last. Returns the
-/// manifest digest.
+/// Pushes an image (its manifest's bytes, config and layers) to `dest`: for each blob
+/// (`opts.parallelism` at once) HEAD it, else mount it from another repository of the
+/// same registry that the store knows holds it, else upload it; the manifest last, so
+/// the registry never holds it without its blobs. Returns the manifest digest.
 pub fn push(
     client: &Client,
+    store: &Store,
     dest: &Reference,
     manifest_media_type: &str,
     manifest_bytes: &[u8],
     open: &OpenBlob<'_>,
-    quiet: bool,
+    opts: &TransferOptions,
 ) -> Result<Digest> {
-    let manifest: ImageManifest = serde_json::from_slice(manifest_bytes)
-        .with_context(|| format!("{dest}: invalid image manifest"))?;
-    let mut blobs: Vec<&Descriptor> = Vec::new();
-    for d in manifest.layers.iter().chain([&manifest.config]) {
-        if !blobs.iter().any(|b| b.digest == d.digest) {
-            blobs.push(d);
+    let t = Transfer::start(opts.reporter.clone(), "push", &dest.to_string());
+    let pushed = (|| {
+        let manifest: ImageManifest = serde_json::from_slice(manifest_bytes)
+            .with_context(|| format!("{dest}: invalid image manifest"))?;
+        let mut blobs: Vec<&Descriptor> = Vec::new();
+        for d in manifest.layers.iter().chain([&manifest.config]) {
+            if !blobs.iter().any(|b| b.digest == d.digest) {
+                blobs.push(d);
+            }
+        }
+        each_parallel(&blobs, opts.parallelism, |d| {
+            push_blob(client, store, dest, d, open, &t)?;
+            store.record_blob_origin(&d.digest, &dest.registry, &dest.repository)?;
+            Ok(())
+        })
+        .map_err(|e| e.context(format!("pushing {dest}: the manifest was not pushed")))?;
+        let reference = dest.tag.clone().unwrap_or_else(|| dest.reference_str());
+        Ok(client.put_manifest(dest, &reference, manifest_media_type, manifest_bytes)?)
+    })();
+    t.finish(pushed)
+}
+
+/// One blob of a push: exists, mounted, or uploaded.
+fn push_blob(
+    client: &Client,
+    store: &Store,
+    dest: &Reference,
+    d: &Descriptor,
+    open: &OpenBlob<'_>,
+    t: &Transfer,
+) -> Result<()> {
+    if client.head_blob(dest, &d.digest, Access::Push)?.is_some() {
+        t.note(&d.digest, "exists");
+        return Ok(());
+    }
+    for from in store.blob_origins(&d.digest, &dest.registry)? {
+        if from == dest.repository {
+            continue;
+        }
+        // A refusal (or an error: no pull access there) falls back to the next, then
+        // to an upload.
+        if client.mount_blob(dest, &d.digest, &from).unwrap_or(false) {
+            t.note(&d.digest, &format!("mounted from {from}"));
+            return Ok(());
         }
     }
-    let next = AtomicUsize::new(0);
-    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..PUSH_PARALLELISM.min(blobs.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(d) = blobs.get(i) else { return };
-                if first_error.lock().expect("lock").is_some() {
-                    return;
-                }
-                let result = (|| -> Result<bool> {
-                    if client.head_blob(dest, &d.digest, Access::Push)?.is_some() {
-                        return Ok(false);
-                    }
-                    let digest = d.digest;
-                    let reopen = move || open(&digest);
-                    client.push_blob(dest, &d.digest, d.size, &reopen)?;
-                    Ok(true)
-                })();
-                match result {
-                    Ok(uploaded) => {
-                        if !quiet {
-                            let what = if uploaded { "pushed" } else { "exists" };
-                            eprintln!("{}: {what}", d.digest.short());
-                        }
-                    }
-                    Err(e) => {
-                        first_error.lock().expect("lock").get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("lock") {
-        return Err(e.context(format!("pushing {dest}: the manifest was not pushed")));
-    }
-    let reference = dest.tag.clone().unwrap_or_else(|| dest.reference_str());
-    let digest = client.put_manifest(dest, &reference, manifest_media_type, manifest_bytes)?;
-    Ok(digest)
+    let meter = t.blob(&d.digest, d.size);
+    let digest = d.digest;
+    let reopen = move || -> std::io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(counted(&meter, open(&digest)?)))
+    };
+    client.push_blob(dest, &d.digest, d.size, &reopen)?;
+    Ok(())
 }
 
 /// The media type a stored manifest declares (or OCI's).

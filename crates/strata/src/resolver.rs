@@ -36,8 +36,15 @@ impl ImageMetaResolver for LocalResolver {
                         other => return other,
                     }
                 }
-                crate::registry::pull(store, &remote.client, r, platform, true).map_err(
-                    |e| match e.downcast_ref::<strata_registry::RegistryError>() {
+                crate::registry::pull(
+                    store,
+                    &remote.client,
+                    r,
+                    platform,
+                    std::sync::Arc::new(strata_progress::NullReporter),
+                )
+                .map_err(|e| {
+                    match e.downcast_ref::<strata_registry::RegistryError>() {
                         Some(strata_registry::RegistryError::NotFound { .. }) => {
                             ResolveError::NotFound
                         }
@@ -45,8 +52,8 @@ impl ImageMetaResolver for LocalResolver {
                         _ => ResolveError::Other(format!(
                             "{r} not found in the local store, and pulling it failed: {e:#}"
                         )),
-                    },
-                )?;
+                    }
+                })?;
                 resolve_store(store, r, platform)
             }
             ImageSource::OciLayout { path, tag } => {

@@ -20,6 +20,16 @@ fn uploads(reg: &harness::Registry) -> usize {
     reg.log().matches("blobs/uploads/").count()
 }
 
+/// The blobs whose `progress` events (`--progress json`) reached their size.
+fn blobs_done(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "progress" && e["current"] == e["total"])
+        .map(|e| e["what"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn push_then_pull_into_a_fresh_root_and_build_from_it() {
     let Some(reg) = harness::Registry::start() else {
@@ -107,19 +117,17 @@ fn push_then_pull_into_a_fresh_root_and_build_from_it() {
         "{images}"
     );
 
-    // `strata pull` into a third store.
+    // `strata pull` into a third store, with each blob's progress (config and layer).
     let s3 = Strata::new();
-    s3.ok(&["pull", "-q", &name]);
+    let done = blobs_done(&s3.ok(&["pull", "--progress", "json", &name]).stderr);
+    assert_eq!(done.len(), 2, "{done:?}");
     let inspect: Value =
         serde_json::from_slice(&s3.ok(&["image", "inspect", &name]).stdout).unwrap();
     assert_eq!(inspect["Digest"], digest.as_str(), "{inspect}");
     // Pulling again downloads no blob.
-    let out = s3.ok(&["pull", &name]);
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("pulled"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s3.ok(&["pull", "--progress", "json", &name]);
+    assert!(blobs_done(&out.stderr).is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"event\":\"completed\""));
 
     // An unknown tag: a clear error naming it.
     let err = s3.fails(&["pull", &format!("{}/team/app:nope", reg.addr)]);
@@ -202,4 +210,49 @@ fn a_tampered_blob_fails_the_pull() {
     assert!(err.contains("does not match its digest"), "{err}");
     let images = String::from_utf8(s2.ok(&["images"]).stdout).unwrap();
     assert!(!images.contains("t/x"), "{images}");
+}
+
+/// `PUT …/blobs/uploads/…` requests (blob bodies) the registry logged for `repo`.
+fn blob_puts(reg: &harness::Registry, repo: &str) -> usize {
+    reg.log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"PUT /v2/{repo}/blobs/uploads/")))
+        .count()
+}
+
+#[test]
+fn pushing_to_two_repositories_uploads_each_blob_once() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\nCOPY y /y\n", 0o644),
+        ("x", "x\n", 0o644),
+        ("y", "y\n", 0o644),
+    ]);
+    let a = format!("{}/team/a:1", reg.addr);
+    let b = format!("{}/team/b:1", reg.addr);
+    let a2 = format!("{}/team/a:2", reg.addr);
+    let out = s.build(ctx.path(), &["--push", "-t", &a, "-t", &b, "-t", &a2]);
+    // Two layers and the config: uploaded to team/a, mounted into team/b, found by
+    // HEAD for the second tag of team/a.
+    assert_eq!(blob_puts(&reg, "team/a"), 3, "{}", reg.log());
+    assert_eq!(blob_puts(&reg, "team/b"), 0, "{}", reg.log());
+    let mounted = reg
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"POST /v2/team/b/blobs/uploads/?mount=") && l.contains("\" 201 "))
+        .count();
+    assert_eq!(mounted, 3, "{}", reg.log());
+    assert!(out.stderr.contains("mounted from team/a"), "{}", out.stderr);
+
+    // A fresh store that pulled team/b mounts from it when pushing to team/c.
+    let s2 = Strata::new();
+    s2.ok(&["pull", "-q", &b]);
+    let c = format!("{}/team/c:1", reg.addr);
+    s2.ok(&["push", &b, &c]);
+    assert_eq!(blob_puts(&reg, "team/c"), 0, "{}", reg.log());
+    let s3 = Strata::new();
+    s3.ok(&["pull", "-q", &c]);
 }

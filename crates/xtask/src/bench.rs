@@ -12,7 +12,10 @@ pub fn run(args: &[String]) -> Result<()> {
         None | Some("frontend") => frontend(),
         Some("buildkit") => crate::bench_buildkit::run(),
         Some("run") => crate::bench_run::run(),
-        Some(other) => anyhow::bail!("unknown benchmark {other:?} (frontend, buildkit, run)"),
+        Some("registry") => crate::bench_registry::run(),
+        Some(other) => {
+            anyhow::bail!("unknown benchmark {other:?} (frontend, buildkit, run, registry)")
+        }
     }
 }
 

@@ -259,7 +259,10 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
                         &store,
                         &dest,
                         &image.manifest_bytes,
-                        args.quiet,
+                        &crate::registry::TransferOptions::new(
+                            display.clone(),
+                            crate::registry::PUSH_PARALLELISM,
+                        ),
                     )?;
                     if !args.quiet {
                         eprintln!("pushed {}@{digest}", dest.name());

@@ -13,6 +13,7 @@ use strata_store::Store;
 use crate::cli::{PullArgs, PushArgs};
 use crate::diagnostics::Usage;
 use crate::export::StoreSink;
+use crate::progress::{self, Display, ProgressMode};
 use crate::registry;
 use crate::stdout::outln;
 
@@ -27,7 +28,10 @@ pub fn pull(args: PullArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result
     };
     let store = crate::store::open(root)?;
     let client = registry::client()?;
-    let rec = registry::pull(&store, &client, &r, &platform, args.quiet)?;
+    let display = args.transfer.display(args.quiet);
+    let rec = registry::pull(&store, &client, &r, &platform, display.clone());
+    display.finish(rec.is_ok());
+    let rec = rec?;
     if !args.quiet {
         eprintln!("Digest: {}", rec.manifest);
         eprintln!("Status: downloaded image for {}", r.familiar());
@@ -51,7 +55,11 @@ pub fn push(args: PushArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result
         .with_context(|| format!("no such image in the local store: {}", args.name))?;
     let stored = store.read_blob(&rec.manifest)?;
     let bytes = compressed_manifest(&store, &stored, compression)?;
-    let digest = push_stored(&store, &dest, &bytes, args.quiet)?;
+    let display = args.transfer.progress.display(args.quiet);
+    let opts = registry::TransferOptions::new(display.clone(), args.transfer.push_parallelism);
+    let digest = push_stored(&store, &dest, &bytes, &opts);
+    display.finish(digest.is_ok());
+    let digest = digest?;
     if let Some(f) = &args.metadata_file {
         let meta = serde_json::json!({
             "containerimage.digest": digest,
@@ -74,6 +82,30 @@ pub struct PushOptions {
     /// Compression level (gzip 0-9, zstd 1-22).
     #[arg(long, value_name = "LEVEL")]
     pub compression_level: Option<u32>,
+    /// Blobs uploaded at once.
+    #[arg(long, value_name = "N", default_value_t = registry::PUSH_PARALLELISM)]
+    pub push_parallelism: usize,
+    #[command(flatten)]
+    pub progress: ProgressOptions,
+}
+
+/// How `strata pull` and `strata push` show the bytes of each blob.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProgressOptions {
+    /// auto (tty on a terminal, else plain), tty, plain, json or quiet.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+impl ProgressOptions {
+    /// The renderer (`-q` silences it).
+    pub fn display(&self, quiet: bool) -> Arc<dyn Display> {
+        progress::reporter(if quiet {
+            ProgressMode::Quiet
+        } else {
+            self.progress
+        })
+    }
 }
 
 /// The manifest to push for a stored image: its uncompressed layers compressed as
@@ -141,7 +173,7 @@ pub fn push_stored(
     store: &Store,
     dest: &Reference,
     manifest_bytes: &[u8],
-    quiet: bool,
+    opts: &registry::TransferOptions,
 ) -> anyhow::Result<Digest> {
     let layers = Arc::new(strata_snapshot::Layers::new(store.root(), store.tmp_dir())?);
     let sink = StoreSink(store.clone(), layers);
@@ -149,11 +181,12 @@ pub fn push_stored(
     let media_type = registry::manifest_media_type(manifest_bytes);
     let digest = registry::push(
         &client,
+        store,
         dest,
         &media_type,
         manifest_bytes,
         &|d| sink.open(d),
-        quiet,
+        opts,
     )?;
     Ok(digest)
 }

@@ -5,6 +5,7 @@
 
 mod json;
 pub mod plain;
+pub mod transfer;
 mod tty;
 
 use std::io::IsTerminal;
