@@ -393,7 +393,7 @@ mod tests {
                     "127.0.0.1:5000": {{"auth": "{}"}},
                     "https://reg.example.com": {{"username": "u", "password": "p"}},
                     "tok.example.com": {{"identitytoken": "refresh"}}
-                }}, "credsStore": "desktop"}}"#,
+                }}, "credsStore": "", "psFormat": "table"}}"#,
                 base64_encode(b"hub:secret"),
                 base64_encode(b"me:pa:ss")
             ),

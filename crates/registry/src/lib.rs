@@ -18,6 +18,7 @@ mod blob;
 mod credstore;
 mod error;
 mod mirror;
+mod scheme;
 mod transport;
 
 use std::collections::HashMap;
@@ -48,7 +49,9 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, appl
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub credentials: CredentialSource,
-    /// Registries (host[:port]) spoken to over plain HTTP besides loopback ones.
+    /// Registries (host[:port]) whose certificates are not checked, as Docker's
+    /// insecure registries: HTTPS without verification when they speak TLS, else
+    /// plain HTTP.
     pub insecure: Vec<String>,
     /// Registries spoken to over HTTPS even on loopback (`insecure = false`).
     pub secure: Vec<String>,
@@ -91,6 +94,10 @@ pub struct Client {
 
 struct Inner {
     agent: ureq::Agent,
+    /// For insecure registries that speak TLS: no certificate checks.
+    unverified_agent: ureq::Agent,
+    /// Per insecure registry: how it turned out to be spoken to.
+    schemes: Mutex<HashMap<String, scheme::Scheme>>,
     opts: ClientOptions,
     /// Per registry: the challenge it answered with (None: no auth needed).
     challenges: Mutex<HashMap<String, Option<Challenge>>>,
@@ -210,23 +217,33 @@ impl Client {
             certs.extend(system_roots());
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls.build())
-            .timeout_connect(Some(opts.timeout))
-            // A registry that stops answering, or a body that stalls either way, fails
-            // (and is retried) rather than hanging forever. The response to a large
-            // upload may take a while (the registry moves the blob into place).
-            .timeout_recv_response(Some(opts.timeout * 2))
-            .timeout_per_read(Some(opts.timeout))
-            .timeout_per_write(Some(opts.timeout))
-            .max_idle_connections_per_host(16)
-            .build()
-            .into();
+        let make_agent = |tls: ureq::tls::TlsConfig| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+                .tls_config(tls)
+                .timeout_connect(Some(opts.timeout))
+                // A registry that stops answering, or a body that stalls either way, fails
+                // (and is retried) rather than hanging forever. The response to a large
+                // upload may take a while (the registry moves the blob into place).
+                .timeout_recv_response(Some(opts.timeout * 2))
+                .timeout_per_read(Some(opts.timeout))
+                .timeout_per_write(Some(opts.timeout))
+                .max_idle_connections_per_host(16)
+                .build()
+                .into()
+        };
+        let agent = make_agent(tls.build());
+        let unverified_agent = make_agent(
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build(),
+        );
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
+                unverified_agent,
+                schemes: Mutex::default(),
                 opts,
                 challenges: Mutex::default(),
                 tokens: Mutex::default(),
@@ -243,19 +260,6 @@ impl Client {
 
     pub(crate) fn bump(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut self.inner.stats.lock().expect("stats lock"));
-    }
-
-    /// `http://` or `https://` + host for this registry.
-    pub fn base_url(&self, registry: &str) -> String {
-        let host = if registry == "docker.io" {
-            "registry-1.docker.io"
-        } else {
-            registry
-        };
-        let opts = &self.inner.opts;
-        let plain = !opts.secure.iter().any(|r| r == registry)
-            && (is_loopback(registry) || opts.insecure.iter().any(|r| r == registry));
-        format!("{}://{host}", if plain { "http" } else { "https" })
     }
 
     pub(crate) fn repo_url(&self, r: &Reference, tail: &str) -> String {
@@ -573,12 +577,15 @@ mod tests {
             assert!(!is_loopback(r), "{r}");
         }
         let c = Client::new(ClientOptions {
-            insecure: vec!["reg.lan:5000".into()],
+            insecure: vec!["127.0.0.1:1".into()],
+            secure: vec!["127.0.0.1:5443".into()],
             ..Default::default()
         })
         .unwrap();
         assert_eq!(c.base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");
-        assert_eq!(c.base_url("reg.lan:5000"), "http://reg.lan:5000");
+        // Insecure and not speaking TLS (nothing there): plain HTTP.
+        assert_eq!(c.base_url("127.0.0.1:1"), "http://127.0.0.1:1");
+        assert_eq!(c.base_url("127.0.0.1:5443"), "https://127.0.0.1:5443");
         assert_eq!(c.base_url("ghcr.io"), "https://ghcr.io");
         assert_eq!(c.base_url("docker.io"), "https://registry-1.docker.io");
     }

@@ -90,7 +90,7 @@ impl Client {
             what: req.what.to_string(),
             message: format!("bad request for {}: {e}", req.op),
         };
-        let agent = &self.inner.agent;
+        let agent = self.agent_for(req.registry);
         match &req.body {
             Body::Empty => agent.run(b.body(()).map_err(build_err)?).map_err(transport),
             Body::Bytes(bytes) => agent
@@ -240,14 +240,14 @@ impl Client {
                         .header("Content-Type", "application/x-www-form-urlencoded")
                         .body(f.as_bytes())
                         .map_err(bad)?;
-                    self.inner.agent.run(request)
+                    self.agent_for(req.registry).run(request)
                 }
                 None => {
                     let mut b = http::Request::builder().method(Method::GET).uri(&url);
                     if let Some(h) = &basic {
                         b = b.header("Authorization", h);
                     }
-                    self.inner.agent.run(b.body(()).map_err(bad)?)
+                    self.agent_for(req.registry).run(b.body(()).map_err(bad)?)
                 }
             };
             let err = match result {

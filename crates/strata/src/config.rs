@@ -7,7 +7,8 @@
 //! [registry."docker.io"]
 //! mirrors = ["mirror.example.com:5000"]   # pulls try these first, in order
 //! [registry."reg.lan:5000"]
-//! insecure = true                         # plain HTTP (false: HTTPS on loopback too)
+//! insecure = true                         # no certificate checks, or plain HTTP
+//!                                         # (false: verified HTTPS on loopback too)
 //! ca = "/etc/strata/reg.lan.pem"          # or a list of PEM files
 //! ```
 //!
@@ -35,8 +36,9 @@ pub struct RegistryConfig {
     /// Registries (`host[:port]`) pulls try first, in order, before this one.
     #[serde(default)]
     pub mirrors: Vec<String>,
-    /// `true`: speak plain HTTP to this registry; `false`: HTTPS even on loopback
-    /// (where plain HTTP is the default).
+    /// `true`: HTTPS without certificate checks if the registry speaks TLS, else
+    /// plain HTTP (Docker's insecure registries); `false`: verified HTTPS even on
+    /// loopback (where plain HTTP is the default).
     #[serde(default)]
     pub insecure: Option<bool>,
     /// PEM files of CAs to trust (one path or a list).

@@ -640,3 +640,48 @@ fn bearer_tokens_from_a_token_service_for_push_and_pull() {
     assert!(!reg.log().is_empty());
     assert_no_secret_under(s.root());
 }
+
+#[test]
+fn insecure_registries_skip_certificate_checks_or_speak_plain_http() {
+    let (Some(tls), Some(plain)) = (
+        harness::Registry::start_secure(USER, PASSWORD),
+        harness::Registry::start(),
+    ) else {
+        return;
+    };
+    let env = Env::new();
+    env.write_config(&format!(
+        "[registry.\"{}\"]\ninsecure = true\n[registry.\"{}\"]\ninsecure = true\n",
+        tls.addr, plain.addr
+    ));
+    let s = Strata::new();
+    // TLS with a certificate nobody trusts: accepted without verification.
+    let out = env.login(&s, &[], &tls.addr, PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+        ("x", "insecure\n", 0o644),
+    ]);
+    let c = arg(ctx.path());
+    for reg in [&tls, &plain] {
+        let name = format!("{}/team/app:v1", reg.addr);
+        env.ok(
+            &s,
+            &["build", "--progress", "plain", "--push", "-t", &name, &c],
+        );
+        assert_eq!(env.build_from(&Strata::new(), &[], &name), "insecure\n");
+    }
+    // The TLS registry was spoken to over TLS: its log has no plain-HTTP requests.
+    assert!(
+        tls.log().contains("/v2/team/app/manifests/v1"),
+        "{}",
+        tls.log()
+    );
+    assert!(!tls
+        .log()
+        .contains("client sent an HTTP request to an HTTPS server"));
+}
