@@ -11,9 +11,11 @@ use anyhow::{bail, Context, Result};
 /// by `git daemon`), and the OCI runtimes RUN uses (runc; crun, which the tests use
 /// only where it works), debootstrap for the Debian base image of the multi-stage gcc
 /// build, openssh-client (a real ssh-agent for `RUN --mount=type=ssh`), and
-/// docker-registry (Docker distribution, which the registry tests start on 127.0.0.1).
+/// docker-registry (Docker distribution, which the registry tests start on 127.0.0.1)
+/// with openssl (its throwaway CA) and apache2-utils (htpasswd for its basic auth).
 /// Sorted.
 pub const TEST_PACKAGES: &[&str] = &[
+    "apache2-utils",
     "busybox-static",
     "crun",
     "debootstrap",
@@ -21,6 +23,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "docker.io",
     "git",
     "openssh-client",
+    "openssl",
     "runc",
     "skopeo",
     "umoci",
