@@ -685,3 +685,22 @@ fn insecure_registries_skip_certificate_checks_or_speak_plain_http() {
         .log()
         .contains("client sent an HTTP request to an HTTPS server"));
 }
+
+#[test]
+fn login_without_a_terminal_needs_its_flags() {
+    let env = Env::new();
+    let s = Strata::new();
+    for (args, needs) in [
+        (&["login", "127.0.0.1:1"][..], "-u USER"),
+        (
+            &["login", "-u", USER, "127.0.0.1:1"][..],
+            "--password-stdin",
+        ),
+    ] {
+        let out = env.run(&s, args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(needs), "{err}");
+    }
+    assert!(!env.docker_config().exists());
+}

@@ -41,9 +41,19 @@ fn config_path() -> Result<std::path::PathBuf> {
 
 pub fn login(args: LoginArgs) -> Result<ExitCode> {
     let registry = strata_registry::registry_host(args.registry.as_deref().unwrap_or("docker.io"));
-    let username = args.username.clone().ok_or_else(|| {
-        Usage("strata login needs -u USER (and the password from --password-stdin or -p)".into())
-    })?;
+    let tty = rustix::termios::isatty(std::io::stdin());
+    let username = match args.username.clone() {
+        Some(u) => u,
+        None if tty && !args.password_stdin => prompt("Username", false)?,
+        None => {
+            return Err(Usage(
+                "strata login needs -u USER when stdin is not a terminal (and the password \
+                 from --password-stdin or -p)"
+                    .into(),
+            )
+            .into())
+        }
+    };
     let password = if let Some(p) = args.password {
         eprintln!(
             "WARNING! Using --password on the command line is insecure. Use --password-stdin."
@@ -55,8 +65,13 @@ pub fn login(args: LoginArgs) -> Result<ExitCode> {
             .read_to_string(&mut p)
             .context("reading the password from stdin")?;
         p.trim_end_matches(['\n', '\r']).to_string()
+    } else if tty {
+        prompt("Password", true)?
     } else {
-        return Err(Usage("give the password with --password-stdin (or -p)".into()).into());
+        return Err(Usage(
+            "stdin is not a terminal: give the password with --password-stdin (or -p)".into(),
+        )
+        .into());
     };
     if username.is_empty() || password.is_empty() {
         return Err(Usage("the user name and the password must not be empty".into()).into());
@@ -82,6 +97,31 @@ pub fn login(args: LoginArgs) -> Result<ExitCode> {
     }
     eprintln!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on stderr and reads a line from the terminal on stdin; `hidden` turns the
+/// echo off while the line is typed.
+fn prompt(label: &str, hidden: bool) -> Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    eprint!("{label}: ");
+    let saved = if hidden {
+        let saved = tcgetattr(&stdin).context("reading the terminal's settings")?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet).context("turning the echo off")?;
+        Some(saved)
+    } else {
+        None
+    };
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    if let Some(saved) = saved {
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
+        eprintln!();
+    }
+    read.context("reading from the terminal")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
