@@ -231,6 +231,9 @@ impl Client {
     /// Uploads a blob: `POST …/blobs/uploads/` then one monolithic `PUT ?digest=`,
     /// streaming from a reader that `open` creates (again for each retry). The
     /// registry checks the digest; so do we, on the way out, before it is committed.
+    /// When the registry keeps refusing the monolithic upload (an HTTP error after
+    /// the retries: a proxy's 413, …), it is tried once more in chunks
+    /// ([`DEFAULT_CHUNK`]).
     pub fn push_blob(
         &self,
         repo: &Reference,
@@ -238,10 +241,40 @@ impl Client {
         size: u64,
         open: &dyn Fn() -> io::Result<Box<dyn Read + Send>>,
     ) -> Result<()> {
+        match self.push_blob_monolithic(repo, digest, size, open) {
+            Err(RegistryError::Status { .. }) if size > 0 => {
+                self.push_blob_chunked(repo, digest, size, open, DEFAULT_CHUNK)
+            }
+            other => other,
+        }
+    }
+
+    fn push_blob_monolithic(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        open: &dyn Fn() -> io::Result<Box<dyn Read + Send>>,
+    ) -> Result<()> {
+        self.upload_with_retries(repo, digest, size, &|what| {
+            self.push_blob_once(repo, what, digest, size, open)
+        })
+    }
+
+    /// Runs whole upload attempts (each on a new session) until one succeeds. After a
+    /// lost session (404) or a transient failure the blob may have been committed all
+    /// the same (only the answer was lost): a HEAD says, else the upload starts over.
+    pub(crate) fn upload_with_retries(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        attempt_once: &dyn Fn(&str) -> Result<()>,
+    ) -> Result<()> {
         let what = format!("{}@{digest}", repo.name());
         let mut attempt = 1;
         loop {
-            match self.push_blob_once(repo, &what, digest, size, open) {
+            match attempt_once(&what) {
                 Ok(()) => {
                     self.bump(|s| {
                         s.blobs_uploaded += 1;
@@ -249,8 +282,6 @@ impl Client {
                     });
                     return Ok(());
                 }
-                // A lost session (404) or a transient failure: the blob may have been
-                // committed all the same (only the answer was lost); else start over.
                 Err(e)
                     if attempt < self.inner.opts.attempts
                         && (is_transient(&e) || matches!(e, RegistryError::NotFound { .. })) =>
@@ -267,14 +298,8 @@ impl Client {
         }
     }
 
-    pub(crate) fn push_blob_once(
-        &self,
-        repo: &Reference,
-        what: &str,
-        digest: &Digest,
-        size: u64,
-        open: &dyn Fn() -> io::Result<Box<dyn Read + Send>>,
-    ) -> Result<()> {
+    /// `POST …/blobs/uploads/`: the URL of a new upload session.
+    pub(crate) fn start_upload(&self, repo: &Reference, what: &str) -> Result<String> {
         let resp = self.send(Request {
             method: Method::POST,
             url: self.repo_url(repo, "blobs/uploads/"),
@@ -289,11 +314,27 @@ impl Client {
         if status != 202 {
             return Err(status_error(what, "start upload", status, resp));
         }
-        let loc = header(&resp, "location").ok_or_else(|| RegistryError::Protocol {
+        self.location(repo, what, &resp)
+    }
+
+    /// The `Location` of an upload response, as an absolute URL.
+    pub(crate) fn location(&self, repo: &Reference, what: &str, resp: &Response) -> Result<String> {
+        let loc = header(resp, "location").ok_or_else(|| RegistryError::Protocol {
             what: what.into(),
-            message: "the registry opened an upload without a Location".into(),
+            message: "the registry answered an upload without a Location".into(),
         })?;
-        let base = self.resolve_location(repo, &loc);
+        Ok(self.resolve_location(repo, &loc))
+    }
+
+    pub(crate) fn push_blob_once(
+        &self,
+        repo: &Reference,
+        what: &str,
+        digest: &Digest,
+        size: u64,
+        open: &dyn Fn() -> io::Result<Box<dyn Read + Send>>,
+    ) -> Result<()> {
+        let base = self.start_upload(repo, what)?;
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}digest={digest}");
         // Not retried on the same session: a failed attempt may have consumed it.

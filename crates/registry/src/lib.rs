@@ -20,6 +20,7 @@ mod error;
 mod mirror;
 mod scheme;
 mod transport;
+mod upload;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -39,6 +40,7 @@ pub use credstore::{
     Stored,
 };
 pub use error::{RegistryError, Result};
+pub use upload::DEFAULT_CHUNK;
 
 /// Manifests (and indexes) larger than this are refused, as containerd does.
 pub const MANIFEST_LIMIT: u64 = 4 << 20;

@@ -62,6 +62,9 @@ fn env_overrides(opts: &mut strata_registry::ClientOptions) -> Result<()> {
 pub struct TransferOptions {
     pub reporter: Arc<dyn Reporter>,
     pub parallelism: usize,
+    /// Upload blobs larger than this in chunks of this size (`PATCH`); `None`: one
+    /// `PUT` each (chunks only when the registry refuses it).
+    pub chunk: Option<u64>,
 }
 
 impl TransferOptions {
@@ -69,6 +72,7 @@ impl TransferOptions {
         TransferOptions {
             reporter,
             parallelism: parallelism.max(1),
+            chunk: None,
         }
     }
 }
@@ -216,7 +220,7 @@ pub fn push(
             }
         }
         each_parallel(&blobs, opts.parallelism, |d| {
-            push_blob(client, store, dest, d, open, &t)?;
+            push_blob(client, store, dest, d, open, &t, opts.chunk)?;
             store.record_blob_origin(&d.digest, &dest.registry, &dest.repository)?;
             Ok(())
         })
@@ -235,6 +239,7 @@ fn push_blob(
     d: &Descriptor,
     open: &OpenBlob<'_>,
     t: &Transfer,
+    chunk: Option<u64>,
 ) -> Result<()> {
     if client.head_blob(dest, &d.digest, Access::Push)?.is_some() {
         t.note(&d.digest, "exists");
@@ -256,7 +261,10 @@ fn push_blob(
     let reopen = move || -> std::io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(counted(&meter, open(&digest)?)))
     };
-    client.push_blob(dest, &d.digest, d.size, &reopen)?;
+    match chunk {
+        Some(c) if d.size > c => client.push_blob_chunked(dest, &d.digest, d.size, &reopen, c)?,
+        _ => client.push_blob(dest, &d.digest, d.size, &reopen)?,
+    }
     Ok(())
 }
 

@@ -224,3 +224,69 @@ fn a_failed_push_leaves_no_manifest() {
     assert!(tags(&reg, "p/app").is_empty());
     assert!(!proxy.seen().iter().any(|r| r.path.contains("/manifests/")));
 }
+
+/// The registry-stored manifest's blobs: (digest, size).
+fn manifest_blobs(reg: &harness::Registry, manifest: &str) -> Vec<(String, u64)> {
+    let hex = manifest.strip_prefix("sha256:").unwrap();
+    let m: Value = serde_json::from_slice(&std::fs::read(reg.blob_file(hex)).unwrap()).unwrap();
+    let mut descs = vec![m["config"].clone()];
+    descs.extend(m["layers"].as_array().unwrap().iter().cloned());
+    descs
+        .iter()
+        .map(|d| {
+            (
+                d["digest"].as_str().unwrap().to_string(),
+                d["size"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn chunked_uploads_and_the_fallback_when_a_put_is_refused() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let s = Strata::new();
+    let _ctx = built(&s);
+    let proxy = FaultProxy::start(&reg.addr);
+    let patches = |p: &FaultProxy| p.seen().iter().filter(|r| r.method == "PATCH").count();
+
+    // 64 KiB chunks; one chunk is reset (that upload starts over).
+    proxy.inject("PATCH", "/blobs/uploads/", Fault::Reset, 1);
+    let dest = format!("{}/c/app:1", proxy.addr);
+    let out = ok(run(
+        &s,
+        5,
+        &["push", "--chunk-size", "64K", "local/app:1", &dest],
+    ));
+    let digest = pushed_digest(&out);
+    assert_blobs_present(&reg, &digest);
+    let chunks: usize = manifest_blobs(&reg, &digest)
+        .iter()
+        .filter(|(_, size)| *size > 65536)
+        .map(|(_, size)| size.div_ceil(65536) as usize)
+        .sum();
+    assert!(chunks >= 4, "{chunks}");
+    // Every chunk once, plus the reset one and what its upload had sent before it.
+    let sent = patches(&proxy);
+    assert!(
+        sent > chunks && sent <= 2 * chunks,
+        "{sent} PATCHes for {chunks} chunks"
+    );
+    let s2 = Strata::new();
+    s2.ok(&["pull", "-q", &format!("{}/c/app:1", reg.addr)]);
+
+    // A registry that refuses a monolithic upload (413) gets that blob in chunks. (A
+    // fresh store, which knows of no repository to mount the blobs from.)
+    let s3 = Strata::new();
+    let _ctx3 = built(&s3);
+    let before = patches(&proxy);
+    proxy.inject("PUT", "/blobs/uploads/", Fault::Status(413, None), 1);
+    let dest = format!("{}/d/app:1", proxy.addr);
+    let args = ["push", "--push-parallelism", "1", "local/app:1", &dest];
+    let out = ok(run(&s3, 5, &args));
+    assert_blobs_present(&reg, &pushed_digest(&out));
+    assert_eq!(proxy.injected().len(), 2, "{:#?}", proxy.injected());
+    assert!(patches(&proxy) > before, "{:#?}", proxy.seen());
+}

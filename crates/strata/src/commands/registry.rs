@@ -56,7 +56,10 @@ pub fn push(args: PushArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result
     let stored = store.read_blob(&rec.manifest)?;
     let bytes = compressed_manifest(&store, &stored, compression)?;
     let display = args.transfer.progress.display(args.quiet);
-    let opts = registry::TransferOptions::new(display.clone(), args.transfer.push_parallelism);
+    let opts = registry::TransferOptions {
+        chunk: args.transfer.chunk_size,
+        ..registry::TransferOptions::new(display.clone(), args.transfer.push_parallelism)
+    };
     let digest = push_stored(&store, &dest, &bytes, &opts);
     display.finish(digest.is_ok());
     let digest = digest?;
@@ -85,6 +88,10 @@ pub struct PushOptions {
     /// Blobs uploaded at once.
     #[arg(long, value_name = "N", default_value_t = registry::PUSH_PARALLELISM)]
     pub push_parallelism: usize,
+    /// Upload blobs larger than SIZE in chunks of SIZE (bytes, or with a K, M or G
+    /// suffix: KiB, MiB, GiB) instead of one request each.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub chunk_size: Option<u64>,
     #[command(flatten)]
     pub progress: ProgressOptions,
 }
@@ -189,4 +196,25 @@ pub fn push_stored(
         opts,
     )?;
     Ok(digest)
+}
+
+/// `4096`, `64K`, `16M`, `1G` (binary multiples).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("{s:?}: unknown suffix (K, M or G)")),
+            };
+            (&s[..i], mult)
+        }
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?}: expected a size in bytes (> 0), e.g. 16M"))
 }
