@@ -320,6 +320,8 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     if !args.quiet {
         eprintln!("build id: {}", history.id);
     }
+    // Last: everything this build made is named or written out by now.
+    super::gc_auto::after_build(&store);
     Ok(ExitCode::SUCCESS)
 }
 
