@@ -9,16 +9,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-fn setup() -> Option<(Strata, String)> {
-    if !is_root() {
-        skip("RUN needs root (overlay mounts and runc)");
-        return None;
-    }
-    tool("runc", "runc")?;
-    let layout = busybox_layout()?;
-    Some((Strata::new(), busybox_context("busybox", &layout)))
-}
-
 const FAILING: &str = "FROM busybox\n\
 ENV GREETING=hello\n\
 WORKDIR /app\n\
@@ -55,7 +45,7 @@ fn shell(s: &Strata, id: &str, cmd: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_failed_step_is_kept_with_its_files_env_user_workdir_and_mounts() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = failing_ctx();
     let (id, err) = failed_build(&s, ctx.path(), &["--build-context", &bc]);
     assert!(
@@ -98,7 +88,7 @@ fn the_failed_step_is_kept_with_its_files_env_user_workdir_and_mounts() {
 
 #[test]
 fn on_error_shell_opens_a_shell_on_a_terminal() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let Some(script) = tool("script", "bsdutils") else {
         return;
     };
@@ -140,7 +130,7 @@ fn on_error_shell_opens_a_shell_on_a_terminal() {
 
 #[test]
 fn secrets_are_left_out_of_the_kept_state_and_the_shell() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let secret = "debug-s3cr3t-51c2e8";
     let ctx = context(&[(
         "Dockerfile",

@@ -236,16 +236,6 @@ fn a_past_build_is_explained_by_id_and_by_image_name() {
 // ---------------------------------------------------------------------------------------
 // RUN: build-args, ENV, secrets (root, runc and busybox)
 
-fn run_setup() -> Option<(Strata, String)> {
-    if !is_root() {
-        skip("RUN needs root (overlay mounts and runc)");
-        return None;
-    }
-    tool("runc", "runc")?;
-    let layout = busybox_layout()?;
-    Some((Strata::new(), busybox_context("busybox", &layout)))
-}
-
 #[test]
 fn a_changed_build_arg_shows_old_and_new_values() {
     let Some((s, bc)) = run_setup() else { return };

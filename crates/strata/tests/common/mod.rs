@@ -683,6 +683,18 @@ pub fn busybox_context(name: &str, layout: &Path) -> String {
     format!("{name}=oci-layout://{}:latest", layout.display())
 }
 
+/// A store and `busybox=oci-layout://…` for tests that RUN, when root, runc and
+/// busybox are there (else the test is skipped, or fails under CI).
+pub fn run_setup() -> Option<(Strata, String)> {
+    if !is_root() {
+        skip("RUN needs root (overlay mounts and runc)");
+        return None;
+    }
+    tool("runc", "runc")?;
+    let layout = busybox_layout()?;
+    Some((Strata::new(), busybox_context("busybox", &layout)))
+}
+
 // ---------------------------------------------------------------------------------------
 // A Debian base image, as an OCI layout
 
