@@ -256,3 +256,45 @@ fn pushing_to_two_repositories_uploads_each_blob_once() {
     let s3 = Strata::new();
     s3.ok(&["pull", "-q", &c]);
 }
+
+#[test]
+fn docker_pulls_what_strata_pushed() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let Some(dockerd) = Dockerd::start() else {
+        return;
+    };
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\nCOPY y /y\n", 0o644),
+        ("x", "for docker\n", 0o644),
+        ("y", "y\n", 0o644),
+    ]);
+    let meta = ctx.path().join("meta.json");
+    let name = format!("{}/dk/app:1", reg.addr);
+    let b = s.build(
+        ctx.path(),
+        &["--push", "-t", &name, "--metadata-file", &arg(&meta)],
+    );
+    let meta: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let pushed = meta["image.pushed"][0].as_str().unwrap();
+    let digest = pushed.rsplit('@').next().unwrap();
+    // Docker treats 127.0.0.0/8 registries as insecure (plain HTTP) by default.
+    dockerd.ok(&["pull", &name]);
+    let out = dockerd.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}} {{index .RepoDigests 0}}",
+        &name,
+    ]);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.trim(), format!("{} {}/dk/app@{digest}", b.id, reg.addr));
+    let tree = dockerd.exported_tree(&name);
+    assert_eq!(
+        tree["x"].kind,
+        Kind::File(b"for docker\n".to_vec()),
+        "{tree:?}"
+    );
+}
