@@ -115,24 +115,28 @@ fn junk_layer(cache: &Value) -> String {
     d.strip_prefix("sha256:").unwrap().to_string()
 }
 
+/// A first build in a fresh root exporting its cache to a new directory with `opts`:
+/// (the temporary directory, the cache directory in it, the root, the build).
+fn export_local(
+    ctx: &TempDir,
+    layout: &Path,
+    opts: &str,
+) -> (TempDir, std::path::PathBuf, Strata, Build) {
+    let out = tempfile::tempdir().unwrap();
+    let cache_dir = out.path().join("cache");
+    let a = Strata::new();
+    let to = format!("type=local,dest={},{opts}", arg(&cache_dir));
+    let first = build(&a, ctx, layout, &["--cache-to", &to]);
+    (out, cache_dir, a, first)
+}
+
 #[test]
 fn local_cache_mode_max_round_trip_into_a_fresh_root_is_all_cached_and_lazy() {
     let Some(layout) = busybox_layout() else {
         return;
     };
     let ctx = ctx();
-    let out = tempfile::tempdir().unwrap();
-    let cache_dir = out.path().join("cache");
-    let a = Strata::new();
-    let first = build(
-        &a,
-        &ctx,
-        &layout,
-        &[
-            "--cache-to",
-            &format!("type=local,dest={},mode=max", arg(&cache_dir)),
-        ],
-    );
+    let (_out, cache_dir, a, first) = export_local(&ctx, &layout, "mode=max");
     assert!(first.cached().is_empty(), "{}", first.stderr);
     assert!(
         first.stderr.contains("exported cache to"),
@@ -193,18 +197,7 @@ fn local_cache_mode_min_holds_only_the_final_image_steps() {
         return;
     };
     let ctx = ctx();
-    let out = tempfile::tempdir().unwrap();
-    let cache_dir = out.path().join("cache");
-    let a = Strata::new();
-    let first = build(
-        &a,
-        &ctx,
-        &layout,
-        &[
-            "--cache-to",
-            &format!("type=local,dest={},compression=zstd", arg(&cache_dir)),
-        ],
-    );
+    let (_out, cache_dir, _a, first) = export_local(&ctx, &layout, "compression=zstd");
     let cache = layout_cache(&cache_dir);
     let recorded = descriptions(&cache);
     assert!(!recorded.contains(JUNK), "{recorded:?}");
@@ -435,4 +428,74 @@ fn inline_cache_in_a_pushed_image_serves_a_fresh_root() {
         "{}",
         refused.stderr
     );
+}
+
+#[test]
+fn cache_mounts_are_exported_within_the_cap_and_restored_into_a_fresh_root() {
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\n\
+         ARG N=1\n\
+         RUN --mount=type=cache,target=/var/cache/app sh -c 'ls /var/cache/app > /seen.txt; cat /var/cache/app/log >> /seen.txt; echo run-$N >> /var/cache/app/log'\n\
+         RUN --mount=type=cache,id=big,target=/big sh -c 'ls /big > /big-seen.txt; head -c 300000 /dev/urandom > /big/data'\n",
+        0o644,
+    )]);
+    let (out, cache_dir, a, first) =
+        export_local(&ctx, &layout, "cache-mounts=true,cache-mounts-max=100k");
+    assert!(
+        first
+            .stderr
+            .contains("cache mount \"big\" (300000 bytes) left out"),
+        "{}",
+        first.stderr
+    );
+    let cache = layout_cache(&cache_dir);
+    let ids: Vec<&str> = cache["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["/var/cache/app"], "{cache}");
+
+    // A fresh root whose step must run again (another N) finds the mount filled.
+    let b = Strata::new();
+    let rootfs = out.path().join("rootfs");
+    let again = build(
+        &b,
+        &ctx,
+        &layout,
+        &[
+            "--build-arg",
+            "N=2",
+            "--cache-from",
+            &format!("type=local,src={}", arg(&cache_dir)),
+            "-o",
+            &format!("type=local,dest={}", arg(&rootfs)),
+        ],
+    );
+    assert!(
+        again
+            .stderr
+            .contains("restored cache mounts: /var/cache/app"),
+        "{}",
+        again.stderr
+    );
+    let seen = std::fs::read_to_string(rootfs.join("seen.txt")).unwrap();
+    assert_eq!(seen, "log\nrun-1\n", "the RUN saw the exported cache");
+    let big = std::fs::read_to_string(rootfs.join("big-seen.txt")).unwrap();
+    assert_eq!(big, "", "the capped-out mount starts empty");
+
+    // Without cache-mounts=true no mount is exported.
+    let plain = out.path().join("plain");
+    build(
+        &a,
+        &ctx,
+        &layout,
+        &["--cache-to", &format!("type=local,dest={}", arg(&plain))],
+    );
+    assert!(layout_cache(&plain).get("mounts").is_none());
 }

@@ -114,8 +114,12 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     let tracker = Arc::new(crate::explain::Tracker::new(reporter));
     let reporter: Arc<dyn strata_progress::Reporter> = tracker.clone();
     let solver = Solver::new(store.clone())?;
-    let cache_io =
-        crate::remote_cache::Session::start(&args.cache_io, &store, solver.layers(), args.quiet)?;
+    let cache_io = crate::remote_cache::Session::start(
+        &args.cache_io,
+        (&store, solver.layers()),
+        (&lowered.graph, lowered.target.vertex),
+        args.quiet,
+    )?;
     let allow_insecure = args.allow.contains(&Entitlement::SecurityInsecure);
     if !allow_insecure {
         let insecure = lowered.graph.closure(lowered.target.vertex).into_iter().find(|v| {

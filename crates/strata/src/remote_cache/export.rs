@@ -16,8 +16,8 @@ use strata_snapshot::{Chain, Layers};
 use strata_store::Store;
 
 use super::format::{
-    ArtifactManifest, CacheConfig, LayerEntry, RecordEntry, ARTIFACT_TYPE, CONFIG_MEDIA_TYPE,
-    LAYOUT_REF_NAME, VERSION,
+    ArtifactManifest, CacheConfig, LayerEntry, MountEntry, RecordEntry, ARTIFACT_TYPE,
+    CONFIG_MEDIA_TYPE, LAYOUT_REF_NAME, VERSION,
 };
 use super::import::{layout_blob, Fetcher};
 use super::spec::{Algorithm, Mode};
@@ -71,6 +71,7 @@ pub fn config(
         compression,
         layers,
         records,
+        mounts: Vec::new(),
     })
 }
 
@@ -89,6 +90,7 @@ pub fn build(
     records: &BTreeMap<Digest, SharedRecord>,
     algorithm: Algorithm,
     known: &HashSet<Digest>,
+    mounts: Vec<MountEntry>,
 ) -> Result<(ArtifactManifest, Vec<u8>, Vec<Descriptor>)> {
     let compression = match algorithm {
         Algorithm::Gzip => Compression::from_options("gzip", None)?,
@@ -155,12 +157,15 @@ pub fn build(
             empty,
         }))
     })?;
+    let mut config = config;
+    config.mounts = mounts;
     let config_bytes = config.to_bytes();
     let config_digest = src.store.put_bytes(&config_bytes)?;
     let blobs: Vec<Descriptor> = config
         .layers
         .iter()
         .filter_map(|l| l.blob.clone())
+        .chain(config.mounts.iter().map(|m| m.blob.clone()))
         .collect();
     let manifest = ArtifactManifest {
         schema_version: 2,

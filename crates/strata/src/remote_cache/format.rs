@@ -30,6 +30,22 @@ pub struct CacheConfig {
     pub compression: Option<(String, i32)>,
     pub layers: Vec<LayerEntry>,
     pub records: Vec<RecordEntry>,
+    /// Cache-mount contents (`cache-mounts=true`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountEntry>,
+}
+
+/// The content of a `RUN --mount=type=cache` directory, as a gzip layer blob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MountEntry {
+    /// The directory's name in the store (`cache-mounts/<name>`).
+    pub name: String,
+    /// The mount's `id=` (or target).
+    pub id: String,
+    #[serde(rename = "diffID")]
+    pub diff_id: Digest,
+    pub blob: Descriptor,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +151,7 @@ mod tests {
                 layers: vec![0, 1],
                 description: "[1/2] RUN x".into(),
             }],
+            mounts: Vec::new(),
         };
         let back: CacheConfig = serde_json::from_slice(&cfg.to_bytes()).unwrap();
         assert_eq!(back, cfg);

@@ -1,7 +1,7 @@
 //! `--cache-from`: reading exported caches (an OCI layout, a registry artifact, or an
 //! image's inline cache) into records, and fetching their layers when asked.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,8 @@ use strata_snapshot::{Chain, Layers};
 use strata_store::Store;
 
 use super::format::{
-    ArtifactManifest, CacheConfig, LayerEntry, ARTIFACT_TYPE, CONFIG_MEDIA_TYPE, INLINE_FIELD,
+    ArtifactManifest, CacheConfig, LayerEntry, MountEntry, ARTIFACT_TYPE, CONFIG_MEDIA_TYPE,
+    INLINE_FIELD,
 };
 use super::spec::CacheFrom;
 
@@ -103,6 +104,8 @@ pub struct Imported {
     pub origins: Vec<Origin>,
     /// Each origin's cache config blob (an inline cache has none of its own).
     configs: Vec<Option<Digest>>,
+    /// Cache-mount contents, with their origin.
+    pub mounts: Vec<(usize, MountEntry)>,
 }
 
 impl Imported {
@@ -163,6 +166,8 @@ pub fn load(specs: &[CacheFrom], client: &dyn Fn() -> Result<Client>, quiet: boo
         let index = out.origins.len();
         out.origins.push(origin);
         out.configs.push(config_digest);
+        out.mounts
+            .extend(config.mounts.iter().map(|m| (index, m.clone())));
         for l in &config.layers {
             out.layers
                 .entry(l.diff_id)
@@ -344,6 +349,29 @@ impl Fetcher {
         origin
             .blob_into_store(&self.store, blob)
             .with_context(|| format!("fetching {} from {}", blob.digest, origin.describe()))
+    }
+
+    /// Restores the imported cache mounts among `used` that the store lacks; returns
+    /// the ids restored.
+    pub fn restore_mounts(&self, used: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        let mut restored = Vec::new();
+        for (origin, m) in &self.imported.mounts {
+            if !used.contains_key(&m.name) || restored.contains(&m.id) {
+                continue;
+            }
+            let origin = &self.imported.origins[*origin];
+            origin
+                .blob_into_store(&self.store, &m.blob)
+                .with_context(|| {
+                    format!("fetching cache mount {:?} from {}", m.id, origin.describe())
+                })?;
+            if super::mounts::restore(&self.store, &self.layers, m)
+                .with_context(|| format!("restoring cache mount {:?}", m.id))?
+            {
+                restored.push(m.id.clone());
+            }
+        }
+        Ok(restored)
     }
 
     /// The imported blob of a layer not in the store, copied into the store's blobs

@@ -6,9 +6,10 @@
 mod export;
 mod format;
 mod import;
+mod mounts;
 pub mod spec;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,15 +46,21 @@ pub struct Session {
     layers: Arc<Layers>,
     fetcher: Option<Arc<Fetcher>>,
     sharing: Option<Arc<CacheSharing>>,
+    /// The cache mounts the build uses: store name → id.
+    mounts: BTreeMap<String, String>,
     quiet: bool,
 }
 
+/// `cache-mounts-max` when not given.
+const DEFAULT_CACHE_MOUNTS_MAX: u64 = 1 << 30;
+
 impl Session {
     /// Parses the flags (a typo fails before any work) and reads every `--cache-from`.
+    /// `build` is the graph and target, for the cache mounts its steps use.
     pub fn start(
         args: &CacheIoArgs,
-        store: &Store,
-        layers: &Arc<Layers>,
+        (store, layers): (&Store, &Arc<Layers>),
+        (graph, target): (&strata_graph::Graph, strata_graph::VertexId),
         quiet: bool,
     ) -> Result<Self> {
         let to = args
@@ -72,6 +79,7 @@ impl Session {
             layers: layers.clone(),
             fetcher: None,
             sharing: None,
+            mounts: mounts::used(graph, target),
             quiet,
         };
         if session.to.is_empty() && from.is_empty() {
@@ -84,6 +92,13 @@ impl Session {
             records,
             Some(fetcher.clone() as Arc<dyn LayerFetcher>),
         )));
+        match fetcher.restore_mounts(&session.mounts) {
+            Ok(ids) if !ids.is_empty() && !quiet => {
+                eprintln!("restored cache mounts: {}", ids.join(", "))
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: --cache-from: {e:#}"),
+        }
         session.fetcher = Some(fetcher);
         Ok(session)
     }
@@ -157,8 +172,17 @@ impl Session {
                 CacheTo::Registry { reference, opts } => (opts, reference.to_string()),
             };
             let ExportOptions {
-                mode, compression, ..
+                mode,
+                compression,
+                cache_mounts,
+                cache_mounts_max,
             } = opts;
+            let mounts = if *cache_mounts {
+                let max = cache_mounts_max.unwrap_or(DEFAULT_CACHE_MOUNTS_MAX);
+                mounts::export(&self.store, &self.mounts, max, self.quiet)?
+            } else {
+                Vec::new()
+            };
             let records = export::select(sharing.used(), *mode, chain);
             let repo = match to {
                 CacheTo::Registry { reference, .. } => {
@@ -173,8 +197,9 @@ impl Session {
                         .map(|r| fetcher.imported.blobs_in(r))
                         .unwrap_or_default()
                 });
-            let (manifest, _, blobs) = export::build(&sources, &records, *compression, known)
-                .with_context(|| format!("exporting the cache to {what}"))?;
+            let (manifest, _, blobs) =
+                export::build(&sources, &records, *compression, known, mounts)
+                    .with_context(|| format!("exporting the cache to {what}"))?;
             let moved = match to {
                 CacheTo::Local { dest, .. } => export::write_layout(&self.store, dest, &manifest),
                 CacheTo::Registry { reference, .. } => {
