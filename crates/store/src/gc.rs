@@ -208,7 +208,20 @@ struct Pins {
 impl Store {
     /// Reads everything a collection plans with, and scans the disk.
     pub fn gc_state(&self, interpret: Interpret<'_>) -> Result<GcState> {
-        let usage = DiskUsage::scan(self.root())?;
+        // Fold the write-ahead log into meta.db first and leave it and the shared-memory
+        // index out: the last connection to close deletes both, so the counted size is
+        // what stays on disk. So is this process's own scratch directory.
+        let _ = self.read(
+            || "checkpointing the write-ahead log".into(),
+            |conn| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())),
+        );
+        let root = self.root();
+        let transient = [
+            root.join("meta.db-shm"),
+            root.join("meta.db-wal"),
+            self.tmp_dir().to_path_buf(),
+        ];
+        let usage = DiskUsage::scan_skipping(root, &transient)?;
         let pins = self.read_pins()?;
         let (image_refs, records) = self.marks(interpret)?;
         let compressed = self.compressed_rows()?;
@@ -516,6 +529,8 @@ impl GcState {
         let Some(keep) = opts.keep_storage else {
             return candidates.iter().map(|e| e.key).collect();
         };
+        // A record whose every reference is part of an image frees nothing: keep it.
+        candidates.retain(|e| !e.in_use);
         candidates.sort_by_key(|e| (e.record.last_used, e.record.created, e.key));
         let mut removed: BTreeSet<Digest> = BTreeSet::new();
         let mut chosen = Vec::new();

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::gc::Resource;
 
@@ -48,7 +48,16 @@ impl DiskUsage {
     /// Walks the store at `root`. Entries that vanish during the walk (a concurrent
     /// build's scratch files) are skipped.
     pub fn scan(root: &Path) -> io::Result<DiskUsage> {
-        let mut walk = Walk::default();
+        DiskUsage::scan_skipping(root, &[])
+    }
+
+    /// [`DiskUsage::scan`], leaving out the paths in `skip` (what exists only while
+    /// the scanning process has the store open).
+    pub fn scan_skipping(root: &Path, skip: &[PathBuf]) -> io::Result<DiskUsage> {
+        let mut walk = Walk {
+            skip: skip.to_vec(),
+            ..Walk::default()
+        };
         walk.entry(root, None)?;
         for (sub, kind) in [
             ("blobs/sha256", Area::Blobs),
@@ -117,6 +126,7 @@ struct Walk {
     objects: BTreeMap<Resource, ObjectUsage>,
     /// Inodes with more than one link: size and owners seen so far.
     links: HashMap<(u64, u64), Linked>,
+    skip: Vec<PathBuf>,
 }
 
 impl Walk {
@@ -158,6 +168,9 @@ impl Walk {
         path: &Path,
         owner: Option<Resource>,
     ) -> io::Result<Option<std::fs::Metadata>> {
+        if self.skip.iter().any(|p| p == path) {
+            return Ok(None);
+        }
         let Some(meta) = metadata(path)? else {
             return Ok(None);
         };

@@ -10,6 +10,9 @@
 //! insecure = true                         # no certificate checks, or plain HTTP
 //!                                         # (false: verified HTTPS on loopback too)
 //! ca = "/etc/strata/reg.lan.pem"          # or a list of PEM files
+//! [gc]
+//! enabled = true                          # collect after each build (default)
+//! keep-storage = "10GB"                   # build cache kept, least recently used goes
 //! ```
 //!
 //! Loaded once, on first use ([`get`]); unknown keys are errors, reported with the
@@ -28,6 +31,9 @@ pub struct Config {
     /// Per registry host (`docker.io`, `host:port`).
     #[serde(default)]
     pub registry: BTreeMap<String, RegistryConfig>,
+    /// Garbage collection after builds (`commands/gc_auto.rs`).
+    #[serde(default)]
+    pub gc: crate::commands::gc_auto::GcConfig,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -7,6 +7,7 @@ mod debug;
 pub mod debug_shell;
 mod docker_save;
 mod explain;
+pub mod gc_auto;
 mod gc_cmd;
 mod image;
 pub mod login;

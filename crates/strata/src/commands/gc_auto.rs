@@ -1,0 +1,180 @@
+//! The garbage-collection policy of the configuration file (`[gc]`), the collection
+//! that runs after each successful build, and the units its settings are written in.
+//!
+//! ```toml
+//! [gc]
+//! enabled = true            # default
+//! keep-storage = "10GB"     # default; build cache beyond this goes, least recently used first
+//! ```
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+use strata_store::{PruneOptions, Store};
+
+/// `[gc]` in the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GcConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The build cache kept after a build (`10GB`, `512MiB`, bytes).
+    #[serde(default = "default_keep")]
+    pub keep_storage: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_keep() -> String {
+    "10GB".into()
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            enabled: true,
+            keep_storage: default_keep(),
+        }
+    }
+}
+
+/// After a successful build (its result named or written): drops the build's pins and
+/// collects least recently used build cache beyond `keep-storage`. A failure is a
+/// warning, never a failed build.
+pub fn after_build(store: &Store) {
+    let cfg = match crate::config::get() {
+        Ok(c) => &c.gc,
+        Err(e) => {
+            eprintln!("warning: no garbage collection after the build: {e:#}");
+            return;
+        }
+    };
+    if !cfg.enabled {
+        return;
+    }
+    if let Err(e) = run(store, cfg) {
+        eprintln!("warning: garbage collection after the build failed: {e:#}");
+    }
+}
+
+fn run(store: &Store, cfg: &GcConfig) -> Result<()> {
+    let keep = parse_size(&cfg.keep_storage).context("[gc] keep-storage")?;
+    store.release_pins()?;
+    let report = store.prune(
+        &strata_ops::record_info,
+        &PruneOptions {
+            all: true,
+            keep_storage: Some(keep),
+            filter: &|_| true,
+            orphan_blobs: false,
+        },
+    )?;
+    if !report.records.is_empty() {
+        eprintln!(
+            "gc: removed {} build cache record(s), {} reclaimed (keep-storage {})",
+            report.records.len(),
+            crate::progress::plain::human(report.freed),
+            cfg.keep_storage
+        );
+    }
+    Ok(())
+}
+
+/// `10GB`, `1.5G`, `512MiB`, `100kB`, `4096`: decimal units (kB, MB, GB, TB = 1000ⁿ),
+/// binary ones (KiB… and the bare K, M, G, T = 1024ⁿ, as Docker reads them).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a size (e.g. 10GB, 512MiB, 4096)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000_u64.pow(2),
+        "gb" => 1000_u64.pow(3),
+        "tb" => 1000_u64.pow(4),
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        other => {
+            bail!("{s:?}: unknown size unit {other:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+        }
+    };
+    Ok((n * mult as f64) as u64)
+}
+
+/// `24h`, `90m`, `1h30m`, `45s`, `7d` (Go-style durations, plus days).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let bad = || anyhow::anyhow!("{s:?} is not a duration (e.g. 24h, 90m, 1h30m, 7d)");
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    if s.trim().is_empty() {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("10GB").unwrap(), 10_000_000_000);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_size("100kB").unwrap(), 100_000);
+        assert!(parse_size("ten").is_err());
+        let e = parse_size("3XB").unwrap_err().to_string();
+        assert!(e.contains("unknown size unit"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h").unwrap().as_secs(), 86_400);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5_400);
+        assert_eq!(parse_duration("45s").unwrap().as_secs(), 45);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 604_800);
+        for bad in ["", "10", "h", "5w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_defaults_and_keys() {
+        let c: GcConfig = toml::from_str("").unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.keep_storage, "10GB");
+        let c: GcConfig = toml::from_str("enabled = false\nkeep-storage = \"1GB\"").unwrap();
+        assert!(!c.enabled);
+        assert_eq!(c.keep_storage, "1GB");
+        assert!(toml::from_str::<GcConfig>("keep_storage = \"1GB\"").is_err());
+    }
+}
