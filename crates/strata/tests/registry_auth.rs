@@ -566,7 +566,15 @@ impl TokenFront {
                     };
                     let out = if path.starts_with("/token") {
                         queries.lock().unwrap().push(path.clone());
-                        if auth == basic {
+                        // An OAuth2 refresh token (an identity token) as a form POST.
+                        let form = String::from_utf8_lossy(&body).into_owned();
+                        let refresh = head[0].starts_with("POST ")
+                            && form.split('&').any(|p| p == "grant_type=refresh_token")
+                            && form.split('&').any(|p| p == "refresh_token=rt-777");
+                        if refresh {
+                            queries.lock().unwrap().push(format!("POST {form}"));
+                        }
+                        if auth == basic || refresh {
                             reply("200 OK", "", r#"{"token":"tok-42","expires_in":300}"#)
                         } else {
                             reply("401 Unauthorized", "", "")
@@ -638,6 +646,47 @@ fn bearer_tokens_from_a_token_service_for_push_and_pull() {
         "{queries:?}"
     );
     assert!(!reg.log().is_empty());
+    // An identity token from a credential helper (user name `<token>`) is exchanged
+    // as an OAuth2 refresh token.
+    let bin = env.dir.path().join("bin");
+    let state = env.dir.path().join("state");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    fake_helper(&bin, &state, "tok");
+    std::fs::write(
+        state.join("tok.json"),
+        format!(
+            r#"{{"ServerURL":"{}","Username":"<token>","Secret":"rt-777"}}"#,
+            front.addr
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        env.docker_config(),
+        format!(r#"{{"credHelpers": {{"{}": "tok"}}}}"#, front.addr),
+    )
+    .unwrap();
+    let mut env = env;
+    env.path = Some(format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    ));
+    let tagged = format!("{}/team/app:v2", front.addr);
+    let s2 = Strata::new();
+    env.ok(&s2, &["pull", &name]);
+    env.ok(&s2, &["push", &name, &tagged]);
+    let queries = front.token_queries.lock().unwrap().clone();
+    let posted = |scope: &str| {
+        queries
+            .iter()
+            .any(|q| q.starts_with("POST ") && q.split('&').any(|p| p == scope))
+    };
+    assert!(posted("scope=repository:team/app:pull"), "{queries:?}");
+    assert!(
+        posted("scope=repository:team/app:pull%2Cpush"),
+        "{queries:?}"
+    );
     assert_no_secret_under(s.root());
 }
 
