@@ -76,6 +76,9 @@ impl Store {
     /// A writer for a new blob. Bytes are hashed as they pass; nothing is visible under
     /// `blobs/` until [`BlobWriter::commit`].
     pub fn blob_writer(&self) -> Result<BlobWriter> {
+        // The process's lease: garbage collection leaves blobs newer than it alone
+        // until an image or record references them (see `pin.rs`).
+        self.hold()?;
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .make_in(self.tmp_dir(), |path| fs_err::File::create_new(path))?;

@@ -183,7 +183,9 @@ fn pins_images_and_leftovers() {
         "blobs only with orphan_blobs"
     );
 
+    // The build ends; this handle's own lease (taken when it wrote blobs) goes too.
     drop(build);
+    store.release_pins().unwrap();
     let report = store
         .prune(
             interpret,
