@@ -104,6 +104,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (digest, registry, repository)
     ) STRICT;
     ",
+    // 4: the context files a step read (path → sha256, JSON), stored once per distinct
+    // set and referenced from build_steps.files by the sha256 of that JSON, so a
+    // rebuild of an unchanged context adds no copy.
+    "
+    CREATE TABLE build_file_sets (
+        digest TEXT PRIMARY KEY,
+        files  TEXT NOT NULL
+    ) STRICT;
+    ALTER TABLE build_steps ADD COLUMN files TEXT;
+    CREATE INDEX build_steps_by_files ON build_steps (files);
+    ",
 ];
 
 /// The schema version this build writes.
