@@ -59,8 +59,10 @@ pub struct ClientOptions {
     pub secure: Vec<String>,
     /// Per registry host: mirrors (host[:port]) that pulls try first, in order.
     pub mirrors: HashMap<String, Vec<String>>,
-    /// PEM files of extra CAs trusted besides the bundled webpki roots.
+    /// PEM files of extra CAs trusted for every registry, besides the system's.
     pub ca_files: Vec<std::path::PathBuf>,
+    /// Per registry host: PEM files of CAs trusted for that registry only.
+    pub registry_ca_files: HashMap<String, Vec<std::path::PathBuf>>,
     /// Attempts per request (at least 1).
     pub attempts: u32,
     /// First backoff; doubles per attempt.
@@ -80,6 +82,7 @@ impl Default for ClientOptions {
             secure: Vec::new(),
             mirrors: HashMap::new(),
             ca_files: Vec::new(),
+            registry_ca_files: HashMap::new(),
             attempts: 5,
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
@@ -98,6 +101,8 @@ struct Inner {
     agent: ureq::Agent,
     /// For insecure registries that speak TLS: no certificate checks.
     unverified_agent: ureq::Agent,
+    /// Per registry with CAs of its own: an agent trusting them too.
+    registry_agents: HashMap<String, ureq::Agent>,
     /// Per insecure registry: how it turned out to be spoken to.
     schemes: Mutex<HashMap<String, scheme::Scheme>>,
     opts: ClientOptions,
@@ -191,34 +196,6 @@ pub fn is_loopback(registry: &str) -> bool {
 
 impl Client {
     pub fn new(opts: ClientOptions) -> Result<Client> {
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if !opts.ca_files.is_empty() {
-            let mut certs: Vec<ureq::tls::Certificate<'static>> = Vec::new();
-            for f in &opts.ca_files {
-                let what = f.display().to_string();
-                let pem = std::fs::read(f).map_err(|source| RegistryError::Io {
-                    what: what.clone(),
-                    context: "reading the CA file",
-                    source,
-                })?;
-                for item in ureq::tls::parse_pem(&pem) {
-                    match item {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-                        Ok(_) => {}
-                        Err(e) => {
-                            return Err(RegistryError::Protocol {
-                                what,
-                                message: format!("invalid PEM: {e}"),
-                            })
-                        }
-                    }
-                }
-            }
-            // The given CAs join the system's trust store (ureq's rustls takes one root
-            // list: bundled webpki roots or ours).
-            certs.extend(system_roots());
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-        }
         let make_agent = |tls: ureq::tls::TlsConfig| -> ureq::Agent {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -235,7 +212,12 @@ impl Client {
                 .build()
                 .into()
         };
-        let agent = make_agent(tls.build());
+        let agent = make_agent(scheme::tls_config(&opts.ca_files, &[])?);
+        let mut registry_agents = HashMap::new();
+        for (registry, files) in opts.registry_ca_files.iter().filter(|(_, f)| !f.is_empty()) {
+            let tls = scheme::tls_config(&opts.ca_files, files)?;
+            registry_agents.insert(registry.clone(), make_agent(tls));
+        }
         let unverified_agent = make_agent(
             ureq::tls::TlsConfig::builder()
                 .disable_verification(true)
@@ -245,6 +227,7 @@ impl Client {
             inner: Arc::new(Inner {
                 agent,
                 unverified_agent,
+                registry_agents,
                 schemes: Mutex::default(),
                 opts,
                 challenges: Mutex::default(),
@@ -425,24 +408,6 @@ impl Client {
             bytes,
         })
     }
-}
-
-/// The system's CA bundle (Debian's path, then Fedora's), when it has one.
-fn system_roots() -> Vec<ureq::tls::Certificate<'static>> {
-    for path in [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-    ] {
-        if let Ok(pem) = std::fs::read(path) {
-            return ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-        }
-    }
-    Vec::new()
 }
 
 /// `repository:NAME:pull` or `repository:NAME:pull,push`.

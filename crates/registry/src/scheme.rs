@@ -63,12 +63,17 @@ impl Client {
         format!("{scheme}://{}", host_of(registry))
     }
 
-    /// The agent for requests to `registry` (one that skips certificate checks only
-    /// for an insecure registry found speaking TLS).
+    /// The agent for requests to `registry`: one that also trusts its own CAs, or
+    /// one that skips certificate checks for an insecure registry speaking TLS.
     pub(crate) fn agent_for(&self, registry: &str) -> &ureq::Agent {
         match self.scheme(registry) {
             Scheme::Unverified => &self.inner.unverified_agent,
-            Scheme::Verified | Scheme::Plain => &self.inner.agent,
+            Scheme::Verified => self
+                .inner
+                .registry_agents
+                .get(registry)
+                .unwrap_or(&self.inner.agent),
+            Scheme::Plain => &self.inner.agent,
         }
     }
 }
@@ -79,4 +84,61 @@ fn host_of(registry: &str) -> &str {
     } else {
         registry
     }
+}
+
+/// TLS settings trusting the system's CAs plus `global` and `extra` (PEM files), or
+/// the bundled roots when there are no files.
+pub(crate) fn tls_config(
+    global: &[std::path::PathBuf],
+    extra: &[std::path::PathBuf],
+) -> Result<ureq::tls::TlsConfig> {
+    let tls = ureq::tls::TlsConfig::builder();
+    if global.is_empty() && extra.is_empty() {
+        return Ok(tls.build());
+    }
+    let mut certs: Vec<ureq::tls::Certificate<'static>> = Vec::new();
+    for f in global.iter().chain(extra) {
+        let what = f.display().to_string();
+        let pem = std::fs::read(f).map_err(|source| RegistryError::Io {
+            what: what.clone(),
+            context: "reading the CA file",
+            source,
+        })?;
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(RegistryError::Protocol {
+                        what,
+                        message: format!("invalid PEM: {e}"),
+                    })
+                }
+            }
+        }
+    }
+    // The given CAs join the system's trust store (ureq's rustls takes one root list:
+    // bundled webpki roots or ours).
+    certs.extend(system_roots());
+    Ok(tls
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build())
+}
+
+/// The system's CA bundle (Debian's path, then Fedora's), when it has one.
+fn system_roots() -> Vec<ureq::tls::Certificate<'static>> {
+    for path in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ] {
+        if let Ok(pem) = std::fs::read(path) {
+            return ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+        }
+    }
+    Vec::new()
 }

@@ -47,7 +47,7 @@ pub struct RegistryConfig {
     /// loopback (where plain HTTP is the default).
     #[serde(default)]
     pub insecure: Option<bool>,
-    /// PEM files of CAs to trust (one path or a list).
+    /// PEM files of CAs to trust for this registry (one path or a list).
     #[serde(default, deserialize_with = "one_or_many")]
     pub ca: Vec<PathBuf>,
 }
@@ -126,25 +126,39 @@ pub fn set_registry_cas(files: Vec<PathBuf>) {
 }
 
 /// Registry client options from the configuration and the command line: insecure
-/// registries, mirrors, and the CAs of `--registry-ca` and every `ca` (trusted for
-/// every registry: the client has one trust store).
+/// registries, mirrors (a `http://` one is insecure), the CAs of `--registry-ca` (for
+/// every registry) and of each `ca` (for its registry).
 pub fn client_options() -> Result<strata_registry::ClientOptions> {
-    let cfg = get()?;
+    let cli_cas = CLI_CAS.get().map_or(&[][..], Vec::as_slice);
+    Ok(options_from(get()?, cli_cas))
+}
+
+fn options_from(cfg: &Config, cli_cas: &[PathBuf]) -> strata_registry::ClientOptions {
     let mut opts = strata_registry::ClientOptions::default();
-    opts.ca_files
-        .extend(CLI_CAS.get().into_iter().flatten().cloned());
+    opts.ca_files.extend(cli_cas.iter().cloned());
     for (host, r) in &cfg.registry {
         match r.insecure {
             Some(true) => opts.insecure.push(host.clone()),
             Some(false) => opts.secure.push(host.clone()),
             None => {}
         }
-        opts.ca_files.extend(r.ca.iter().cloned());
-        if !r.mirrors.is_empty() {
-            opts.mirrors.insert(host.clone(), r.mirrors.clone());
+        if !r.ca.is_empty() {
+            opts.registry_ca_files.insert(host.clone(), r.ca.clone());
+        }
+        // Docker writes mirrors as URLs: keep the host, and plain HTTP when it says so.
+        let mut mirrors = Vec::new();
+        for m in &r.mirrors {
+            let mirror = strata_registry::registry_host(m);
+            if m.starts_with("http://") && !opts.insecure.contains(&mirror) {
+                opts.insecure.push(mirror.clone());
+            }
+            mirrors.push(mirror);
+        }
+        if !mirrors.is_empty() {
+            opts.mirrors.insert(host.clone(), mirrors);
         }
     }
-    Ok(opts)
+    opts
 }
 
 /// The configuration, read on first use.
@@ -186,6 +200,33 @@ ca = ["/a.pem", "/b.pem"]
         assert_eq!(lan.ca, [PathBuf::from("/ca.pem")]);
         assert_eq!(c.registry("other").ca.len(), 2);
         assert_eq!(c.registry("nowhere").insecure, None);
+    }
+
+    #[test]
+    fn client_options_from_the_registry_sections() {
+        let c = Config::parse(
+            Path::new("c.toml"),
+            r#"
+[registry."docker.io"]
+mirrors = ["https://mirror.gcr.io", "http://m.lan:5000/", "127.0.0.1:5001"]
+[registry."a:1"]
+insecure = true
+ca = "/a.pem"
+[registry."127.0.0.1:5443"]
+insecure = false
+"#,
+        )
+        .unwrap();
+        let o = options_from(&c, &[PathBuf::from("/cli.pem")]);
+        assert_eq!(
+            o.mirrors["docker.io"],
+            ["mirror.gcr.io", "m.lan:5000", "127.0.0.1:5001"]
+        );
+        assert_eq!(o.insecure, ["a:1", "m.lan:5000"]);
+        assert_eq!(o.secure, ["127.0.0.1:5443"]);
+        assert_eq!(o.ca_files, [PathBuf::from("/cli.pem")]);
+        assert_eq!(o.registry_ca_files["a:1"], [PathBuf::from("/a.pem")]);
+        assert_eq!(o.registry_ca_files.len(), 1);
     }
 
     #[test]

@@ -251,6 +251,14 @@ fn login_then_push_pull_and_build_from_a_tls_registry_with_htpasswd() {
     ));
     env.ok(&Strata::new(), &["pull", &name]);
 
+    // A registry's `ca` is trusted for that registry only.
+    env.write_config(&format!(
+        "[registry.\"{}\"]\ninsecure = false\n[registry.\"other.example:5000\"]\nca = \"{ca}\"\n",
+        reg.addr
+    ));
+    let err = env.fails(&Strata::new(), &["pull", &name]);
+    assert!(err.contains("not trusted"), "{err}");
+
     // Without the CA, a pull names the untrusted certificate and the fix.
     env.write_config(&format!("[registry.\"{}\"]\ninsecure = false\n", reg.addr));
     let err = env.fails(&Strata::new(), &["pull", &name]);
