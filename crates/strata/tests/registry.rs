@@ -234,7 +234,18 @@ fn pushing_to_two_repositories_uploads_each_blob_once() {
     let a = format!("{}/team/a:1", reg.addr);
     let b = format!("{}/team/b:1", reg.addr);
     let a2 = format!("{}/team/a:2", reg.addr);
-    let out = s.build(ctx.path(), &["--push", "-t", &a, "-t", &b, "-t", &a2]);
+    let args = [
+        "--push",
+        "--push-parallelism",
+        "1",
+        "-t",
+        &a,
+        "-t",
+        &b,
+        "-t",
+        &a2,
+    ];
+    let out = s.build(ctx.path(), &args);
     // Two layers and the config: uploaded to team/a, mounted into team/b, found by
     // HEAD for the second tag of team/a.
     assert_eq!(blob_puts(&reg, "team/a"), 3, "{}", reg.log());

@@ -265,7 +265,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
                         &image.manifest_bytes,
                         &crate::registry::TransferOptions::new(
                             display.clone(),
-                            crate::registry::PUSH_PARALLELISM,
+                            args.push_parallelism,
                         ),
                     )?;
                     if !args.quiet {
