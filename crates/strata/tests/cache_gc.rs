@@ -570,3 +570,39 @@ fn system_df_and_prune() {
         layer_dirs(e.root())
     );
 }
+
+#[test]
+fn leftovers_of_a_crash_are_swept_by_the_next_collection() {
+    let Some(e) = Env::new() else { return };
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo kept > /kept\n", 0o644)]);
+    e.build(ctx.path(), &["-t", "app"]);
+    let before = layer_dirs(e.root());
+    // What a collection (or a build) killed between its metadata transaction and its
+    // file deletions leaves: a layer and a cache mount that nothing references.
+    let ghost = sha256(b"a layer whose record is gone");
+    let ghost = ghost.trim_start_matches("sha256:");
+    let dir = e.root().join("layers").join(ghost);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f"), vec![1u8; 250_000]).unwrap();
+    std::fs::write(e.root().join("layers").join(format!("{ghost}.ckpt")), b"x").unwrap();
+    let mount = e.root().join("cache-mounts/0123abcd");
+    std::fs::create_dir_all(&mount).unwrap();
+    std::fs::write(mount.join("f"), vec![2u8; 50_000]).unwrap();
+
+    let du = e.du();
+    assert!(
+        du["totals"]["reclaimable"].as_u64().unwrap() >= 300_000,
+        "{}",
+        du["totals"]
+    );
+    let out = e.ok(&["cache", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 30"), "{out}");
+    assert_eq!(layer_dirs(e.root()), before);
+    assert!(!e
+        .root()
+        .join("layers")
+        .join(format!("{ghost}.ckpt"))
+        .exists());
+    assert!(!mount.exists());
+    assert!(e.descriptions().iter().any(|d| d.contains("echo kept")));
+}
