@@ -45,6 +45,8 @@ pub struct StepRecord {
     pub fingerprint: String,
     /// What can explain a change (opaque here).
     pub facts: serde_json::Value,
+    /// The local files it read (opaque here; stored once per distinct value).
+    pub files: Option<serde_json::Value>,
     /// Why the step missed the cache, one sentence per reason.
     pub explanation: Vec<String>,
 }
@@ -62,8 +64,11 @@ fn from_json<T: serde::de::DeserializeOwned>(index: usize, text: &str) -> rusqli
     })
 }
 
-const STEP_COLUMNS: &str =
-    "s.stage, s.position, s.instruction, s.name, s.outcome, s.fingerprint, s.facts, s.explanation";
+const STEP_COLUMNS: &str = "s.stage, s.position, s.instruction, s.name, s.outcome, \
+     s.fingerprint, s.facts, s.explanation, f.files";
+
+/// `build_steps s` with its file set `f`.
+const STEPS: &str = "build_steps s LEFT JOIN build_file_sets f ON f.digest = s.files";
 
 fn step(row: &rusqlite::Row<'_>) -> rusqlite::Result<StepRecord> {
     Ok(StepRecord {
@@ -75,6 +80,10 @@ fn step(row: &rusqlite::Row<'_>) -> rusqlite::Result<StepRecord> {
         fingerprint: row.get(5)?,
         facts: from_json(6, &row.get::<_, String>(6)?)?,
         explanation: from_json(7, &row.get::<_, String>(7)?)?,
+        files: match row.get::<_, Option<String>>(8)? {
+            Some(text) => Some(from_json(8, &text)?),
+            None => None,
+        },
     })
 }
 
@@ -98,7 +107,20 @@ impl Store {
         let names = encode(&b.id, &b.names)?;
         let rows = steps
             .iter()
-            .map(|s| Ok((encode(&b.id, &s.facts)?, encode(&b.id, &s.explanation)?)))
+            .map(|s| {
+                let files = match &s.files {
+                    Some(f) => {
+                        let text = encode(&b.id, f)?;
+                        Some((strata_digest::sha256(&text).to_string(), text))
+                    }
+                    None => None,
+                };
+                Ok((
+                    encode(&b.id, &s.facts)?,
+                    encode(&b.id, &s.explanation)?,
+                    files,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         self.write(
             || format!("recording build {}", b.id),
@@ -112,10 +134,16 @@ impl Store {
                 )?;
                 let mut insert = tx.prepare(
                     "INSERT INTO build_steps (build, seq, stage, position, instruction, name,
-                     outcome, fingerprint, facts, explanation)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     outcome, fingerprint, facts, explanation, files)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
-                for (seq, (s, (facts, why))) in steps.iter().zip(&rows).enumerate() {
+                let mut insert_files = tx.prepare(
+                    "INSERT OR IGNORE INTO build_file_sets (digest, files) VALUES (?1, ?2)",
+                )?;
+                for (seq, (s, (facts, why, files))) in steps.iter().zip(&rows).enumerate() {
+                    if let Some((digest, text)) = files {
+                        insert_files.execute((digest, text))?;
+                    }
                     insert.execute(rusqlite::params![
                         &b.id,
                         seq as i64,
@@ -126,13 +154,19 @@ impl Store {
                         &s.outcome,
                         &s.fingerprint,
                         facts,
-                        why
+                        why,
+                        files.as_ref().map(|(d, _)| d)
                     ])?;
                 }
                 tx.execute(
                     "DELETE FROM builds WHERE id NOT IN
                      (SELECT id FROM builds ORDER BY created DESC, rowid DESC LIMIT ?1)",
                     [KEEP_BUILDS],
+                )?;
+                tx.execute(
+                    "DELETE FROM build_file_sets WHERE digest NOT IN
+                     (SELECT files FROM build_steps WHERE files IS NOT NULL)",
+                    [],
                 )?;
                 Ok(())
             },
@@ -178,7 +212,7 @@ impl Store {
             || format!("reading the steps of build {id}"),
             |c| {
                 let mut stmt = c.prepare(&format!(
-                    "SELECT {STEP_COLUMNS} FROM build_steps s WHERE s.build = ?1 ORDER BY s.seq"
+                    "SELECT {STEP_COLUMNS} FROM {STEPS} WHERE s.build = ?1 ORDER BY s.seq"
                 ))?;
                 let rows = stmt.query_map([id], step)?;
                 rows.collect()
@@ -199,7 +233,7 @@ impl Store {
     ) -> Result<Option<StepRecord>> {
         let query = |column: &str| {
             format!(
-                "SELECT {STEP_COLUMNS} FROM build_steps s JOIN builds b ON b.id = s.build
+                "SELECT {STEP_COLUMNS} FROM {STEPS} JOIN builds b ON b.id = s.build
                  WHERE b.project = ?1 AND s.stage = ?2 AND s.{column} = ?3 AND b.id != ?4
                  AND s.outcome != 'skipped'
                  ORDER BY b.created DESC, b.rowid DESC LIMIT 1"
@@ -243,6 +277,7 @@ mod tests {
             fingerprint: "f".into(),
             facts: serde_json::json!({"args": {"V": "1"}}),
             explanation: vec!["never built before".into()],
+            files: Some(serde_json::json!({"src/a.c": "sha256:1"})),
         }
     }
 
@@ -313,5 +348,33 @@ mod tests {
         assert_eq!(store.history_build("b0").unwrap(), None);
         assert_eq!(store.history_steps("b2").unwrap(), vec![]);
         assert!(store.history_build("b3").unwrap().is_some());
+        // The builds' steps share one file set, kept while a step refers to it.
+        let sets = |store: &Store| -> u32 {
+            store
+                .read(
+                    || "test".into(),
+                    |c| c.query_row("SELECT COUNT(*) FROM build_file_sets", [], |r| r.get(0)),
+                )
+                .unwrap()
+        };
+        assert_eq!(sets(&store), 1);
+        assert_eq!(
+            store.history_steps("b3").unwrap()[0].files,
+            Some(serde_json::json!({"src/a.c": "sha256:1"}))
+        );
+        let other = StepRecord {
+            files: None,
+            ..step_rec("s", 1, "FROM x", "ran")
+        };
+        for i in 0..KEEP_BUILDS {
+            let id = format!("c{i}");
+            store
+                .history_put(
+                    &build_rec(&id, 1000 + u64::from(i), None),
+                    std::slice::from_ref(&other),
+                )
+                .unwrap();
+        }
+        assert_eq!(sets(&store), 0);
     }
 }

@@ -72,7 +72,8 @@ pub struct Facts {
     pub settings: BTreeMap<String, String>,
     #[serde(default)]
     pub base: Option<Base>,
-    #[serde(default)]
+    /// Stored apart (`StepRecord::files`), once per distinct set.
+    #[serde(skip)]
     pub files: Option<Files>,
     #[serde(default)]
     pub inputs: Vec<InputFact>,

@@ -181,9 +181,12 @@ impl History {
                     name.position,
                     &self.id,
                 )?;
-                let prev_facts: Option<facts::Facts> = prev
-                    .as_ref()
-                    .map(|p| serde_json::from_value(p.facts.clone()).unwrap_or_default());
+                let prev_facts: Option<facts::Facts> = prev.as_ref().map(|p| {
+                    let mut f: facts::Facts =
+                        serde_json::from_value(p.facts.clone()).unwrap_or_default();
+                    f.files = p.files.clone().and_then(|v| serde_json::from_value(v).ok());
+                    f
+                });
                 let fingerprint = s.fingerprint.to_string();
                 let now = diff::Current {
                     instruction: &name.instruction,
@@ -223,6 +226,12 @@ impl History {
                 outcome: Outcome::as_str(outcome).into(),
                 fingerprint: s.fingerprint.to_string(),
                 facts: serde_json::to_value(&s.facts)?,
+                files: s
+                    .facts
+                    .files
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()?,
                 explanation,
             });
         }
