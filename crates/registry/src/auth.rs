@@ -257,6 +257,8 @@ pub(crate) fn auth_key_host(key: &str) -> &str {
 pub(crate) struct Token {
     pub value: String,
     pub expires: Instant,
+    /// A refresh token the token service handed out (asked for at login).
+    pub refresh: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -267,16 +269,20 @@ pub(crate) struct TokenResponse {
     pub access_token: Option<String>,
     #[serde(default)]
     pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 impl TokenResponse {
     pub fn into_token(self) -> Option<Token> {
+        let refresh = self.refresh_token.filter(|t| !t.is_empty());
         let value = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
         // The spec's default lifetime is 60 s; renew 10 s early.
         let secs = self.expires_in.unwrap_or(60).max(20);
         Some(Token {
             value,
             expires: Instant::now() + Duration::from_secs(secs - 10),
+            refresh,
         })
     }
 }

@@ -280,32 +280,39 @@ impl Client {
     /// Checks this client's credentials for `registry` as `docker login` does: ping
     /// `/v2/`, then answer its challenge (basic auth, or a token from its token
     /// endpoint for no particular scope). A registry that asks for nothing accepts.
-    pub fn check_credentials(&self, registry: &str) -> Result<()> {
+    /// Returns the refresh token (an identity token) a token service handed out.
+    pub fn check_credentials(&self, registry: &str) -> Result<Option<String>> {
         let Some(challenge) = self.ping(registry)? else {
-            return Ok(());
+            return Ok(None);
         };
         self.inner
             .challenges
             .lock()
             .expect("challenge lock")
-            .insert(registry.to_string(), Some(challenge));
+            .insert(registry.to_string(), Some(challenge.clone()));
         let req = Request {
             method: Method::GET,
             url: format!("{}/v2/", self.base_url(registry)),
             what: registry,
-            op: "login",
+            op: LOGIN,
             registry,
             scopes: vec![],
             headers: vec![],
             body: Body::Empty,
         };
-        let auth = self.authorization(&req)?;
+        let (auth, refresh) = match &challenge {
+            Challenge::Bearer { realm, service, .. } => {
+                let token = self.fetch_token(&req, realm, service.as_deref())?;
+                (Some(format!("Bearer {}", token.value)), token.refresh)
+            }
+            Challenge::Basic { .. } => (self.authorization(&req)?, None),
+        };
         let resp = self
             .send_once(&req, auth.as_deref())
             .map_err(mirror::untrusted)?;
         match resp.status().as_u16() {
-            200..=299 => Ok(()),
-            s => Err(status_error(registry, "login", s, resp)),
+            200..=299 => Ok(refresh),
+            s => Err(status_error(registry, LOGIN, s, resp)),
         }
     }
 
@@ -409,6 +416,9 @@ impl Client {
         })
     }
 }
+
+/// The operation of [`Client::check_credentials`]'s requests.
+const LOGIN: &str = "login";
 
 /// `repository:NAME:pull` or `repository:NAME:pull,push`.
 pub fn scope(r: &Reference, access: Access) -> String {

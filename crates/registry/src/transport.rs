@@ -205,6 +205,11 @@ impl Client {
         for s in &req.scopes {
             push("scope", s);
         }
+        if req.op == LOGIN {
+            // As docker login: ask for a refresh token to keep instead of the password.
+            push("offline_token", "true");
+            push("client_id", "strata");
+        }
         // An identity token is an OAuth2 refresh token: POST it as a form (the
         // distribution token spec); other credentials go as basic auth on a GET.
         let form = match &creds {

@@ -582,7 +582,10 @@ impl TokenFront {
                         if refresh {
                             queries.lock().unwrap().push(format!("POST {form}"));
                         }
-                        if auth == basic || refresh {
+                        if auth == basic && path.contains("offline_token=true") {
+                            let t = r#"{"token":"tok-42","refresh_token":"rt-777"}"#;
+                            reply("200 OK", "", t)
+                        } else if auth == basic || refresh {
                             reply("200 OK", "", r#"{"token":"tok-42","expires_in":300}"#)
                         } else {
                             reply("401 Unauthorized", "", "")
@@ -631,12 +634,19 @@ fn bearer_tokens_from_a_token_service_for_push_and_pull() {
     args.push(&c);
     let err = env.fails(&s, &args);
     assert!(err.contains("401") && err.contains("strata login"), "{err}");
-    // login gets a token for no scope; push asks for pull,push, pull for pull.
+    // login gets a token for no scope, and keeps the refresh token the service
+    // hands out instead of the password; push asks for pull,push, pull for pull.
     let out = env.login(&s, &[], &front.addr, PASSWORD);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = read_json(&env.docker_config());
+    assert_eq!(
+        cfg["auths"][&front.addr],
+        serde_json::json!({"identitytoken": "rt-777"}),
+        "{cfg}"
     );
     env.ok(&s, &args);
     assert_eq!(

@@ -80,19 +80,23 @@ pub fn login(args: LoginArgs) -> Result<ExitCode> {
     let mut opts = crate::config::client_options()?;
     opts.credentials = CredentialSource::Static([(registry.clone(), creds.clone())].into());
     let client = Client::new(opts)?;
-    client.check_credentials(&registry).map_err(|e| match e {
+    let identity = client.check_credentials(&registry).map_err(|e| match e {
         RegistryError::Denied { status, .. } => anyhow::anyhow!(
             "login to {registry} failed: the registry refused the user name or password (HTTP {status})"
         ),
         e => anyhow::Error::from(e).context(format!("login to {registry} failed")),
     })?;
+    // A refresh token from the registry's token service is kept instead of the
+    // password, as docker does.
+    let creds = identity.map_or(creds, Credentials::IdentityToken);
     let path = config_path()?;
     match strata_registry::store_credentials(&path, &registry, &creds)? {
-        Stored::File(p) => eprintln!(
+        Stored::File(p) if matches!(creds, Credentials::Basic { .. }) => eprintln!(
             "WARNING! The password is stored unencrypted (base64) in {}; a credential helper \
              (credsStore in that file) keeps it in a keychain instead.",
             p.display()
         ),
+        Stored::File(p) => eprintln!("An identity token is stored in {}.", p.display()),
         Stored::Helper(h) => eprintln!("Credentials stored by docker-credential-{h}."),
     }
     eprintln!("Login Succeeded");
