@@ -238,6 +238,21 @@ fn login_then_push_pull_and_build_from_a_tls_registry_with_htpasswd() {
             &arg(ctx.path()),
         ],
     );
+    // A real client reads the config.json strata login wrote.
+    if let Some(skopeo) = tool("skopeo", "skopeo") {
+        let certs = tempfile::tempdir().unwrap();
+        std::fs::copy(&ca, certs.path().join("ca.crt")).unwrap();
+        let out = run_ok(std::process::Command::new(skopeo).args([
+            "inspect",
+            "--authfile",
+            &arg(&env.docker_config()),
+            "--cert-dir",
+            &arg(certs.path()),
+            &format!("docker://{name}"),
+        ]));
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{v}");
+    }
     let s2 = Strata::new();
     env.ok(&s2, &["--registry-ca", &ca, "pull", &name]);
     let s3 = Strata::new();
