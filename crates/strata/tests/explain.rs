@@ -109,6 +109,30 @@ fn removed_context_files_are_named() {
 }
 
 #[test]
+fn a_change_past_the_listed_files_is_still_explained() {
+    let s = Strata::new();
+    let ctx = context(&[("Dockerfile", "FROM scratch\nCOPY src/ /src/\n", 0o644)]);
+    // More files than a step's record lists (2,000).
+    for i in 0..2100 {
+        write_entries(ctx.path(), &[(&format!("src/f{i:04}.c"), "x\n", 0o644)]);
+    }
+    explain_build(&s, ctx.path(), &[]);
+    // Files are read in name order: the last 100 are not listed.
+    write(ctx.path(), "src/f2099.c", "changed\n");
+    let b = explain_build(&s, ctx.path(), &[]);
+    assert_eq!(
+        why(&b, "[2/2] COPY src/ /src/"),
+        ["context files changed among the 100 not listed (of 2100 read)"]
+    );
+    write(ctx.path(), "src/f0001.c", "changed\n");
+    let b = explain_build(&s, ctx.path(), &[]);
+    assert_eq!(
+        why(&b, "[2/2] COPY src/ /src/"),
+        ["context files changed: 1 changed (src/f0001.c), 0 added, 0 removed"]
+    );
+}
+
+#[test]
 fn a_step_after_one_that_re_ran_says_so() {
     let s = Strata::new();
     let ctx = copies_ctx();

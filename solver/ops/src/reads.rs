@@ -7,18 +7,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use sha2::{Digest as _, Sha256};
 use strata_digest::Digest;
 
 /// Files listed per vertex; more are counted, not listed.
 pub const MAX_FILES: usize = 2000;
 
 /// What one vertex read.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileReads {
     /// Path (relative to the local directory, `/`-separated) → content digest.
     pub files: BTreeMap<String, Digest>,
     /// Files read but not listed (past [`MAX_FILES`]).
     pub unlisted: usize,
+    /// A digest of every file read (path and content), listed or not.
+    pub all: Digest,
 }
 
 /// Shared by every op of a [`Solver`](crate::Solver); cheap to clone.
@@ -29,8 +32,17 @@ impl ReadLog {
     /// Adds what vertex `vertex` read (`(relative path, sha256)` pairs).
     pub(crate) fn add(&self, vertex: Digest, files: Vec<(PathBuf, [u8; 32])>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let reads = map.entry(vertex).or_default();
+        let reads = map.entry(vertex).or_insert_with(|| FileReads {
+            files: BTreeMap::new(),
+            unlisted: 0,
+            all: Digest::from_bytes([0; 32]),
+        });
+        let mut all = Sha256::new();
+        all.update(reads.all.as_bytes());
         for (path, hash) in files {
+            all.update(path.as_os_str().as_encoded_bytes());
+            all.update([0]);
+            all.update(hash);
             let path = path.to_string_lossy().into_owned();
             if reads.files.len() < MAX_FILES || reads.files.contains_key(&path) {
                 reads.files.insert(path, Digest::from_bytes(hash));
@@ -38,6 +50,7 @@ impl ReadLog {
                 reads.unlisted += 1;
             }
         }
+        reads.all = Digest::from_hasher(all);
     }
 
     /// What `vertex` read in this solve, if it read local files.
@@ -63,5 +76,15 @@ mod tests {
         assert_eq!((r.files.len(), r.unlisted), (MAX_FILES, 5));
         assert_eq!(r.files["src/1.c"], Digest::from_bytes([1; 32]));
         assert_eq!(log.get(&strata_digest::sha256(b"other")), None);
+        // A change past the bound still changes the digest of everything read.
+        let other = ReadLog::default();
+        let mut files: Vec<_> = (0..MAX_FILES + 5)
+            .map(|i| (PathBuf::from(format!("src/{i}.c")), [i as u8; 32]))
+            .collect();
+        files[MAX_FILES + 2].1 = [7; 32];
+        other.add(v, files);
+        let o = other.get(&v).unwrap();
+        assert_eq!(o.files, r.files);
+        assert_ne!(o.all, r.all);
     }
 }

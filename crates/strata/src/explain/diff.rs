@@ -153,9 +153,10 @@ fn files(old: Option<&Files>, new: Option<&Files>) -> Option<String> {
         .map(String::as_str)
         .collect();
     if changed.is_empty() && added.is_empty() && removed.is_empty() {
-        if old.unlisted != new.unlisted || (old.unlisted > 0 && old != new) {
+        if old.unlisted != new.unlisted || old.all != new.all {
             return Some(format!(
-                "context files changed ({} files, too many to list)",
+                "context files changed among the {} not listed (of {} read)",
+                new.unlisted,
                 new.listed.len() + new.unlisted
             ));
         }

@@ -51,6 +51,9 @@ pub struct Files {
     pub listed: BTreeMap<String, String>,
     /// Read but not listed (the list is bounded).
     pub unlisted: usize,
+    /// A digest of every file read, listed or not.
+    #[serde(default)]
+    pub all: String,
 }
 
 /// An input step: its name and fingerprint.
@@ -135,6 +138,7 @@ pub fn steps(
                 .map(|(p, d)| (p, d.to_string()))
                 .collect(),
             unlisted: r.unlisted,
+            all: r.all.to_string(),
         });
         facts.inputs = inputs
             .iter()
