@@ -221,6 +221,7 @@ mod tests {
             files: Some(Files {
                 listed: map(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1"), ("e", "1")]),
                 unlisted: 0,
+                all: "sha256:1".into(),
             }),
             ..Default::default()
         };
@@ -234,6 +235,7 @@ mod tests {
             files: Some(Files {
                 listed: map(&[("a", "2"), ("b", "2"), ("c", "2"), ("d", "2"), ("f", "1")]),
                 unlisted: 0,
+                all: "sha256:2".into(),
             }),
             ..Default::default()
         };
