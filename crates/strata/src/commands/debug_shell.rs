@@ -156,3 +156,44 @@ pub fn after_failure(
          (`strata debug shell {build} -- CMD…` runs CMD)"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest_recent_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = SystemTime::now();
+        // b0 newest … b6 oldest, all within KEEP_FOR: the 5 newest stay.
+        for i in 0..7u64 {
+            let d = kept_dir(&store, &format!("b{i}"));
+            std::fs::create_dir_all(d.join("upper")).unwrap();
+            let t = now - Duration::from_secs(i * 60);
+            std::fs::File::open(&d).unwrap().set_modified(t).unwrap();
+        }
+        prune(&store);
+        let mut left: Vec<String> = std::fs::read_dir(store.root().join("debug"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["b0", "b1", "b2", "b3", "b4"]);
+    }
+
+    #[test]
+    fn an_old_state_goes_even_when_few_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = kept_dir(&store, "old");
+        std::fs::create_dir_all(&old).unwrap();
+        let t = SystemTime::now() - KEEP_FOR - Duration::from_secs(60);
+        std::fs::File::open(&old).unwrap().set_modified(t).unwrap();
+        let new = kept_dir(&store, "new");
+        std::fs::create_dir_all(&new).unwrap();
+        prune(&store);
+        assert!(!old.exists());
+        assert!(new.exists());
+    }
+}
