@@ -532,6 +532,48 @@ fn a_malformed_configuration_names_its_file_and_line() {
     );
 }
 
+#[test]
+fn without_the_variables_both_files_are_under_home() {
+    let home = tempfile::tempdir().unwrap();
+    let s = Strata::new();
+    let run = |args: &[&str]| {
+        let out = s
+            .cmd()
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("STRATA_CONFIG")
+            .env_remove("DOCKER_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // ~/.config/strata/config.toml
+    let cfg = home.path().join(".config/strata/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(&cfg, "[registry.\"a\"]\nmirrors = \"not a list\"\n").unwrap();
+    let (ok, err) = run(&["pull", "127.0.0.1:1/x:1"]);
+    assert!(
+        !ok && err.contains(&format!("{}:2:", cfg.display())),
+        "{err}"
+    );
+    // ~/.docker/config.json
+    let docker = home.path().join(".docker/config.json");
+    std::fs::create_dir_all(docker.parent().unwrap()).unwrap();
+    std::fs::write(&docker, r#"{"auths": {"h:1": {"auth": "eDp5"}}}"#).unwrap();
+    let (ok, err) = run(&["logout", "h:1"]);
+    assert!(
+        ok && err.contains("Removing login credentials for h:1"),
+        "{err}"
+    );
+    assert_eq!(read_json(&docker)["auths"], serde_json::json!({}));
+    let (ok, err) = run(&["logout", "h:1"]);
+    assert!(ok && err.contains("Not logged in to h:1"), "{err}");
+}
+
 /// A token-authenticated front for a registry: `/token` hands out a bearer token for
 /// the right basic credentials (recording the query: service and scopes); any other
 /// request needs that token (else 401 with a Bearer challenge) and is forwarded to
