@@ -350,3 +350,35 @@ fn a_secret_never_reaches_the_store() {
         assert!(!in_db, "the secret is in {}", p.display());
     }
 }
+
+#[test]
+fn build_args_named_like_secrets_are_hidden() {
+    let Some((s, bc)) = run_setup() else { return };
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nARG API_TOKEN\nRUN test -n \"$API_TOKEN\"\n",
+        0o644,
+    )]);
+    let build = |v: &str| {
+        let arg = format!("API_TOKEN={v}");
+        explain_build(
+            &s,
+            ctx.path(),
+            &["--build-context", &bc, "--build-arg", &arg],
+        )
+    };
+    build("tok-4f1e9a0b");
+    let b = build("tok-77c3d2e5");
+    assert_eq!(
+        why(&b, "[3/3] RUN test -n \"$API_TOKEN\""),
+        ["build-arg API_TOKEN changed: (hidden) → (hidden)"]
+    );
+    // The history (in meta.db) holds neither value.
+    for name in ["meta.db", "meta.db-wal"] {
+        let bytes = std::fs::read(s.root().join(name)).unwrap_or_default();
+        for v in ["tok-4f1e9a0b", "tok-77c3d2e5"] {
+            let found = bytes.windows(v.len()).any(|w| w == v.as_bytes());
+            assert!(!found, "{v} is in {name}");
+        }
+    }
+}

@@ -21,6 +21,6 @@ mod stages;
 pub use commands::*;
 pub use error::{InstructionError, InstructionErrorKind};
 pub use mount::{parse_mount, MountSpec, MountType, Sharing};
-pub use parse::parse_instruction;
+pub use parse::{is_secret_name, parse_instruction};
 pub use stages::{parse_dockerfile, Dockerfile, Stage};
 pub use strata_parser::Span;

@@ -339,6 +339,21 @@ fn command_line(rest: &str) -> CommandLine {
 
 /// BuildKit's SecretsUsedInArgOrEnv: a name token (split on `_`) that names a secret.
 fn check_secret_name(lint: &mut Linter, span: strata_parser::Span, instruction: &str, name: &str) {
+    if is_secret_name(name) {
+        lint.warn(
+            &lint::SECRETS_USED_IN_ARG_OR_ENV,
+            span,
+            format!(
+                "Do not use ARG or ENV instructions for sensitive data ({instruction} {name:?})"
+            ),
+        );
+    }
+}
+
+/// Does a variable name look like it holds a secret (BuildKit's SecretsUsedInArgOrEnv
+/// rule: a token of the name, split on `_`, such as `TOKEN` or `PASSWORD`, and none
+/// `PUBLIC`)?
+pub fn is_secret_name(name: &str) -> bool {
     const SECRET: &[&str] = &[
         "apikey",
         "auth",
@@ -354,18 +369,7 @@ fn check_secret_name(lint: &mut Linter, span: strata_parser::Span, instruction: 
     ];
     let lower = name.to_ascii_lowercase();
     let tokens: Vec<&str> = lower.split('_').collect();
-    if tokens.contains(&"public") {
-        return;
-    }
-    if tokens.iter().any(|t| SECRET.contains(t)) {
-        lint.warn(
-            &lint::SECRETS_USED_IN_ARG_OR_ENV,
-            span,
-            format!(
-                "Do not use ARG or ENV instructions for sensitive data ({instruction} {name:?})"
-            ),
-        );
-    }
+    !tokens.contains(&"public") && tokens.iter().any(|t| SECRET.contains(t))
 }
 
 fn parse_healthcheck(

@@ -104,6 +104,8 @@ pub fn reasons(now: &Current<'_>, before: Option<&Earlier<'_>>) -> Vec<String> {
 fn shown(v: &str) -> &str {
     if v.is_empty() {
         "(empty)"
+    } else if v.starts_with(super::facts::HIDDEN) {
+        "(hidden)"
     } else {
         v
     }

@@ -118,7 +118,7 @@ pub fn steps(
                 } else {
                     &mut facts.env
                 };
-                map.insert(k.to_string(), val.to_string());
+                map.insert(k.to_string(), recorded_value(k, val));
             }
             facts.settings.insert("USER".into(), e.user.clone());
             facts.settings.insert("WORKDIR".into(), e.cwd.clone());
@@ -166,6 +166,21 @@ pub fn steps(
     out
 }
 
+/// Marks a value the history does not show.
+pub const HIDDEN: &str = "hidden:";
+
+/// A variable's value as the history keeps it: for a name that looks secret
+/// (`API_TOKEN`, `DB_PASSWORD`: the SecretsUsedInArgOrEnv rule), only a short digest,
+/// enough to tell that it changed.
+fn recorded_value(name: &str, value: &str) -> String {
+    if strata_instructions::is_secret_name(name) {
+        let d = strata_digest::sha256(format!("{name}\0{value}"));
+        format!("{HIDDEN}{}", d.short())
+    } else {
+        value.to_string()
+    }
+}
+
 fn base_of(v: &Vertex) -> Option<Base> {
     match &v.op {
         Op::Source(Source::Image {
@@ -208,6 +223,13 @@ mod tests {
             Some((String::new(), 3))
         );
         assert_eq!(StepName::parse("load build context"), None);
+        assert_eq!(recorded_value("VERSION", "1.0"), "1.0");
+        let hidden = recorded_value("API_TOKEN", "abc");
+        assert!(
+            hidden.starts_with(HIDDEN) && !hidden.contains("abc"),
+            "{hidden}"
+        );
+        assert_ne!(hidden, recorded_value("API_TOKEN", "abd"));
         assert_eq!(StepName::parse("[x/y] RUN"), None);
     }
 }
