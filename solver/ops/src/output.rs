@@ -46,9 +46,11 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-impl CacheMap<Output> for StoreCache {
-    fn get(&self, k: &Digest) -> Option<CacheRecord<Output>> {
+impl StoreCache {
+    /// [`CacheMap::get`], with the description the record was stored with.
+    pub(crate) fn lookup(&self, k: &Digest) -> Option<(CacheRecord<Output>, String)> {
         let rec = self.store.cache_get(k).ok()??;
+        let description = rec.description;
         let stored: Stored = serde_json::from_value(rec.value).ok()?;
         if let Output::Fs(chain) = &stored.output {
             // Pinned before the check: a concurrent collection keeps them, or has
@@ -58,10 +60,17 @@ impl CacheMap<Output> for StoreCache {
                 return None;
             }
         }
-        Some(CacheRecord {
+        let hit = CacheRecord {
             value: stored.output,
             key: stored.key,
-        })
+        };
+        Some((hit, description))
+    }
+}
+
+impl CacheMap<Output> for StoreCache {
+    fn get(&self, k: &Digest) -> Option<CacheRecord<Output>> {
+        self.lookup(k).map(|(hit, _)| hit)
     }
 
     fn put(&self, k: &Digest, record: &CacheRecord<Output>, description: &str) {

@@ -7,6 +7,7 @@
 //! [`LayerFetcher`]; this module never knows the format.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use strata_digest::Digest;
@@ -17,6 +18,9 @@ use strata_snapshot::{Chain, Layers};
 
 use crate::output::StoreCache;
 use crate::Output;
+
+/// Imported layers fetched at once.
+pub const FETCH_PARALLELISM: usize = 4;
 
 /// Makes imported layers present in the store. Called from blocking threads, possibly
 /// for the same layer at once (the fetcher serialises per layer).
@@ -67,17 +71,42 @@ impl CacheSharing {
         self.lock().clone()
     }
 
-    /// Makes every layer of `chain` present, fetching imported ones (blocking).
+    /// Makes every layer of `chain` present, fetching the missing ones
+    /// [`FETCH_PARALLELISM`] at a time (blocking).
     pub fn ensure(&self, layers: &Layers, chain: &Chain) -> Result<(), OpError> {
-        for d in &chain.0 {
-            if !layers.has(d) {
-                match &self.fetcher {
-                    Some(f) => f.fetch(d)?,
-                    None => return Err(OpError::new(format!("layer {d} is not in the store"))),
-                }
-            }
+        let mut missing: Vec<Digest> = chain.0.iter().filter(|d| !layers.has(d)).copied().collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let Some(fetcher) = &self.fetcher else {
+            return Err(OpError::new(format!(
+                "layer {} is not in the store",
+                missing[0]
+            )));
+        };
+        let next = AtomicUsize::new(0);
+        let failed: Mutex<Option<OpError>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..FETCH_PARALLELISM.min(missing.len()) {
+                s.spawn(|| {
+                    while let Some(d) = missing.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Err(e) = fetcher.fetch(d) {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn note(&self, key: &Digest, rec: SharedRecord) {
@@ -97,14 +126,8 @@ pub(crate) struct SharingCache {
 
 impl CacheMap<Output> for SharingCache {
     fn get(&self, key: &Digest) -> Option<CacheRecord<Output>> {
-        if let Some(hit) = self.local.get(key) {
+        if let Some((hit, description)) = self.local.lookup(key) {
             if let Output::Fs(chain) = &hit.value {
-                let description = self
-                    .sharing
-                    .imported
-                    .get(key)
-                    .map(|r| r.description.clone())
-                    .unwrap_or_default();
                 self.sharing.note(
                     key,
                     SharedRecord {
@@ -156,7 +179,7 @@ pub(crate) struct FetchInputs {
 }
 
 impl FetchInputs {
-    async fn ready(&self, inputs: &[Output]) -> Result<(), OpError> {
+    async fn ready(&self, cx: &Context, inputs: &[Output]) -> Result<(), OpError> {
         let missing: Vec<Chain> = inputs
             .iter()
             .filter_map(Output::chain)
@@ -166,13 +189,19 @@ impl FetchInputs {
         if missing.is_empty() {
             return Ok(());
         }
+        let what = "importing cached layers";
+        let n = missing
+            .iter()
+            .flat_map(|c| c.0.iter())
+            .filter(|d| !self.layers.has(d))
+            .count() as u64;
+        cx.progress(what, 0, Some(n));
         let (layers, sharing) = (self.layers.clone(), self.sharing.clone());
-        crate::op::blocking(move || {
-            missing
-                .iter()
-                .try_for_each(|chain| sharing.ensure(&layers, chain))
-        })
-        .await
+        // All inputs' layers at once, so they download in parallel.
+        let all = Chain(missing.into_iter().flat_map(|c| c.0).collect());
+        crate::op::blocking(move || sharing.ensure(&layers, &all)).await?;
+        cx.progress(what, n, Some(n));
+        Ok(())
     }
 }
 
@@ -197,7 +226,7 @@ impl Op<Output> for FetchInputs {
         inputs: &'a [Output],
     ) -> BoxFuture<'a, Result<Output, OpError>> {
         Box::pin(async move {
-            self.ready(inputs).await?;
+            self.ready(cx, inputs).await?;
             self.inner.exec(cx, inputs).await
         })
     }
