@@ -274,6 +274,16 @@ fn a_missing_cache_is_a_warning_and_bad_specs_are_usage_errors() {
         &c,
     ]);
     assert!(e.contains("unknown type \"s3\""), "{e}");
+
+    // An image layout is never pruned into a cache.
+    let image = tempfile::tempdir().unwrap();
+    let oci = format!("type=oci,dest={},tar=false", arg(image.path()));
+    build(&s, &ctx, &layout, &["-o", &oci]);
+    let into = format!("type=local,dest={}", arg(image.path()));
+    let e = s.fails(&["build", "--build-context", &bb, "--cache-to", &into, &c]);
+    assert!(e.contains("holding more than a strata cache"), "{e}");
+    let index = read_json(&image.path().join("index.json"));
+    assert!(index["manifests"][0]["artifactType"].is_null(), "{index}");
 }
 
 /// Request lines of the registry's access log (`HEAD /v2/…/blobs/…`), digests elided.

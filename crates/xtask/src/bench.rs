@@ -13,8 +13,9 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("buildkit") => crate::bench_buildkit::run(),
         Some("run") => crate::bench_run::run(),
         Some("registry") => crate::bench_registry::run(),
+        Some("cache") => crate::bench_cache::run(),
         Some(other) => {
-            anyhow::bail!("unknown benchmark {other:?} (frontend, buildkit, run, registry)")
+            anyhow::bail!("unknown benchmark {other:?} (frontend, buildkit, run, registry, cache)")
         }
     }
 }

@@ -162,7 +162,7 @@ fn report(what: &str, strata: &Samples, skopeo: &Samples, target: f64) {
 }
 
 /// An empty directory at `p`.
-fn fresh(p: &Path) -> Result<PathBuf> {
+pub(crate) fn fresh(p: &Path) -> Result<PathBuf> {
     if p.exists() {
         std::fs::remove_dir_all(p).with_context(|| format!("removing {}", p.display()))?;
     }
@@ -234,13 +234,13 @@ fn generate_context(ctx: &Path) -> Result<()> {
 
 /// docker-registry on 127.0.0.1 (free port), storage under `dir` (emptied first);
 /// stopped by PID on drop.
-struct Registry {
-    addr: String,
+pub(crate) struct Registry {
+    pub(crate) addr: String,
     child: Child,
 }
 
 impl Registry {
-    fn start(dir: &Path) -> Result<Registry> {
+    pub(crate) fn start(dir: &Path) -> Result<Registry> {
         let dir = fresh(dir)?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");

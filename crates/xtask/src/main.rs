@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod bench_buildkit;
+mod bench_cache;
 mod bench_registry;
 mod bench_run;
 mod bench_util;
@@ -25,7 +26,7 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("example") => example::run(),
         Some("bench") => bench::run(&args[1..]),
-        _ => bail!("usage: cargo xtask <test|example|bench>\n  test     set up and run the whole test suite (add --no-fuzz to skip fuzzing)\n  example  build and run the bundled example\n  bench    print benchmark figures (bench [frontend|buildkit|run|registry])"),
+        _ => bail!("usage: cargo xtask <test|example|bench>\n  test     set up and run the whole test suite (add --no-fuzz to skip fuzzing)\n  example  build and run the bundled example\n  bench    print benchmark figures (bench [frontend|buildkit|run|registry|cache])"),
     }
 }
 

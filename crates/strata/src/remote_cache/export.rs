@@ -180,6 +180,21 @@ pub fn build(
 /// Writes the artifact as an OCI layout at `dir`: new blobs are copied in, the index
 /// names the cache, blobs no longer referenced are removed.
 pub fn write_layout(store: &Store, dir: &Path, manifest: &ArtifactManifest) -> Result<usize> {
+    // Never prune someone's image layout: only an empty directory or an exported cache.
+    if let Ok(bytes) = fs_err::read(dir.join("index.json")) {
+        let index: ImageIndex = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: invalid index.json", dir.display()))?;
+        if index
+            .manifests
+            .iter()
+            .any(|m| m.artifact_type.as_deref() != Some(ARTIFACT_TYPE))
+        {
+            anyhow::bail!(
+                "{} is an OCI layout holding more than a strata cache; give type=local an empty or cache-only directory",
+                dir.display()
+            );
+        }
+    }
     let blobs_dir = dir.join("blobs/sha256");
     fs_err::create_dir_all(&blobs_dir)?;
     let bytes = serde_json::to_vec(manifest)?;

@@ -1,0 +1,148 @@
+//! `cargo xtask bench cache`: the registry build cache (`--cache-to/--cache-from
+//! type=registry,mode=max`) on a loopback Debian `docker-registry`, for two workloads:
+//!
+//! - deep: busybox + 40 RUN steps, each hashing 2 MiB of random bytes into a file;
+//! - bigctx: `FROM scratch`, `COPY . /ctx/` of 5,000 files of 1–8 KiB + 2 × 64 MiB.
+//!
+//! For each: a cold build in a fresh root (no cache flags), the same with
+//! `--cache-to` (the first export), a fresh root with `--cache-from` (target ≥ 5×
+//! faster than cold), and a no-change rebuild there with `--cache-from REF --cache-to
+//! REF` (its export time as strata reports it: target < 1 s). BuildKit is not beside
+//! it: the `docker` driver of the host's dockerd cannot export a registry cache (that
+//! needs a `docker-container` builder and its image, which this machine cannot pull).
+//! Prints figures; asserts nothing. `STRATA_BIN=PATH` measures that binary.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::bench_registry::{fresh, Registry};
+use crate::bench_util::timed_stderr;
+use crate::system::{self, root};
+
+pub fn run() -> Result<()> {
+    system::ensure_packages(&["docker-registry", "busybox-static"])?;
+    let bin = match std::env::var_os("STRATA_BIN") {
+        Some(b) => PathBuf::from(b),
+        None => {
+            system::run("cargo", &["build", "--release", "-p", "strata"])?;
+            root().join("target/release/strata")
+        }
+    };
+    let work = root().join("target/bench-cache");
+    std::fs::create_dir_all(&work)?;
+    let layout = work.join("busybox-layout");
+    crate::example::busybox_layout(&layout)?;
+    let reg = Registry::start(&work.join("registry"))?;
+    let bb = format!("busybox=oci-layout://{}:latest", layout.display());
+
+    let deep = work.join("deep");
+    fresh(&deep)?;
+    let mut df = String::from("FROM busybox\n");
+    for i in 0..40 {
+        df.push_str(&format!(
+            "RUN head -c 2097152 /dev/urandom > /tmp/r && sha256sum /tmp/r > /step{i} && rm /tmp/r\n"
+        ));
+    }
+    std::fs::write(deep.join("Dockerfile"), df)?;
+    let bigctx = work.join("bigctx");
+    generate_bigctx(&bigctx)?;
+
+    println!("\nregistry build cache (mode=max) on {}", reg.addr);
+    println!(
+        "{:<8} {:>9} {:>14} {:>12} {:>8} {:>16} {:>12}",
+        "", "cold", "cold+cache-to", "cache-from", "speedup", "no-change export", "(whole run)"
+    );
+    for (name, ctx) in [("deep", &deep), ("bigctx", &bigctx)] {
+        let r = format!("{}/bench/{name}:cache", reg.addr);
+        let to = format!("type=registry,ref={r},mode=max");
+        let build = |root: &Path, extra: &[&str]| -> Result<(Duration, String)> {
+            timed_stderr(
+                Command::new(&bin)
+                    .arg("--root")
+                    .arg(root)
+                    .args(["build", "--progress", "plain", "--build-context", &bb])
+                    .args(extra)
+                    .arg(ctx)
+                    .env("NO_COLOR", "1"),
+            )
+        };
+        let (cold, _) = build(&fresh(&work.join("root-cold"))?, &[])?;
+        let (first, _) = build(&fresh(&work.join("root-export"))?, &["--cache-to", &to])?;
+        let importer = fresh(&work.join("root-import"))?;
+        let (imported, log) = build(&importer, &["--cache-from", &r])?;
+        let ran = log
+            .lines()
+            .filter(|l| l.ends_with(" DONE") || l.contains(" DONE "))
+            .count();
+        let (again, log) = build(&importer, &["--cache-from", &r, "--cache-to", &to])?;
+        let export = exported_in(&log).context("no export line")?;
+        println!(
+            "{name:<8} {:>8.2}s {:>13.2}s {:>11.2}s {:>7.1}x {:>15.3}s {:>11.2}s",
+            cold.as_secs_f64(),
+            first.as_secs_f64(),
+            imported.as_secs_f64(),
+            cold.as_secs_f64() / imported.as_secs_f64(),
+            export,
+            again.as_secs_f64()
+        );
+        if ran > 1 {
+            println!("  note: {ran} vertices ran in the --cache-from build");
+        }
+    }
+    println!("targets: --cache-from rebuild >= 5x faster than cold; no-change export < 1 s");
+    Ok(())
+}
+
+/// The seconds of strata's `exported cache to …: … in 0.02s` line.
+fn exported_in(stderr: &str) -> Option<f64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("exported cache to"))?;
+    line.rsplit(" in ")
+        .next()?
+        .trim_end_matches('s')
+        .parse()
+        .ok()
+}
+
+/// 5,000 text files of 1–8 KiB and 2 × 64 MiB of random bytes (kept between runs).
+fn generate_bigctx(ctx: &Path) -> Result<()> {
+    std::fs::create_dir_all(ctx)?;
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /ctx/\n")?;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    if !ctx.join("src/d049/f04999.txt").exists() {
+        for i in 0..5_000 {
+            let dir = ctx.join(format!("src/d{:03}", i / 100));
+            std::fs::create_dir_all(&dir)?;
+            let len = 1024 + (next() % 7168) as usize;
+            let mut s = String::with_capacity(len + 64);
+            while s.len() < len {
+                s.push_str(&format!("{:016x} line of file {i}\n", next()));
+            }
+            s.truncate(len);
+            std::fs::write(dir.join(format!("f{i:05}.txt")), s)?;
+        }
+    }
+    for b in 0..2 {
+        let path = ctx.join(format!("big-{b}.bin"));
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 64 << 20) {
+            continue;
+        }
+        let mut f = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        for _ in 0..(64 << 20) / 8 {
+            f.write_all(&next().to_le_bytes())?;
+        }
+        f.flush()?;
+    }
+    Ok(())
+}
