@@ -293,6 +293,17 @@ fn login_then_push_pull_and_build_from_a_tls_registry_with_htpasswd() {
         err.contains("team/app:v1") && err.contains("strata login"),
         "{err}"
     );
+    // The same through a build's FROM.
+    let ctx4 = context(&[("Dockerfile", &format!("FROM {name}\n"), 0o644)]);
+    let c4 = arg(ctx4.path());
+    let err = env.fails(
+        &Strata::new(),
+        &["--registry-ca", &ca, "build", "--progress", "plain", &c4],
+    );
+    assert!(
+        err.contains("team/app:v1") && err.contains("strata login"),
+        "{err}"
+    );
 
     // Wrong credentials in config.json: the reference, HTTP 401 and the hint.
     std::fs::write(
