@@ -247,6 +247,24 @@ fn a_past_build_is_explained_by_id_and_by_image_name() {
         "{by_id}"
     );
     assert_eq!(stdout(s.ok(&["cache", "explain", "app:2"])), by_id);
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        s.ok(&["cache", "explain", "--format", "json", &id]),
+    ))
+    .unwrap();
+    assert_eq!(json["id"], id.as_str());
+    assert_eq!(json["status"], "succeeded");
+    assert_eq!(json["names"][0], "docker.io/library/app:2");
+    let copy_a = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "[3/3] COPY a.txt /a")
+        .unwrap();
+    assert_eq!(copy_a["outcome"], "ran");
+    assert_eq!(
+        copy_a["reasons"][0],
+        "context files changed: 1 changed (a.txt), 0 added, 0 removed"
+    );
     let first = stdout(s.ok(&["cache", "explain", "app:1"]));
     assert!(
         first.contains("[2/3] COPY src/ /src/\n  never built before\n"),

@@ -16,6 +16,15 @@ pub struct ExplainArgs {
     /// an image name from the local store, or an image ID.
     #[arg(value_name = "IMAGE_OR_BUILD")]
     pub target: String,
+    /// `text`, or `json`: the build and every step with its outcome and reasons.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }
 
 /// Explains a past build.
@@ -43,6 +52,29 @@ pub fn past(args: ExplainArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCod
     let steps = store
         .history_steps(&build.id)
         .with_context(|| format!("reading build {}", build.id))?;
-    out!("{}", crate::explain::render(&build, &steps));
+    match args.format {
+        Format::Text => out!("{}", crate::explain::render(&build, &steps)),
+        Format::Json => {
+            let steps: Vec<_> = steps
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name,
+                        "outcome": s.outcome,
+                        "reasons": s.explanation,
+                    })
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "id": build.id,
+                "created": build.created,
+                "status": build.status,
+                "image": build.image,
+                "names": build.names,
+                "steps": steps,
+            });
+            crate::stdout::outln!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
