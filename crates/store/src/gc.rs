@@ -199,6 +199,15 @@ pub struct PruneReport {
     pub freed: u64,
 }
 
+struct SweepPlan {
+    /// Files to move out, layers and cache mounts first.
+    doomed: Vec<Resource>,
+    /// Layers (by diffID) whose compression rows go.
+    dead_rows: BTreeSet<Digest>,
+    /// Records when planned.
+    records: usize,
+}
+
 struct Pins {
     resources: BTreeSet<Resource>,
     records: BTreeSet<Digest>,
@@ -292,20 +301,36 @@ impl Store {
 
     /// Removes every resource on disk that no record, image or pin references now,
     /// and the compression rows of layers that go. Returns (resources, bytes).
+    ///
+    /// Three steps: plan from the records, images and pins as they are now; delete the
+    /// compression rows of the layers that go (one transaction); then, holding the
+    /// write lock (a transaction that writes nothing), check the pins again and move
+    /// each doomed file out. A crash after a move leaves no row or record that names
+    /// the file; a crash before it leaves an unreferenced file the next run sweeps.
     fn sweep(
         &self,
         before: &GcState,
         interpret: Interpret<'_>,
         orphan_blobs: bool,
     ) -> Result<(usize, u64)> {
-        // Everything the earlier picture referenced: what is not referenced now was
-        // released by this collection; the rest on disk is a leftover.
-        let mut known: BTreeSet<&Resource> = before.image_refs.iter().collect();
-        known.extend(before.pinned.iter());
-        for e in &before.records {
-            known.extend(e.info.refs.iter());
+        let plan = self.plan_sweep(before, interpret, orphan_blobs)?;
+        if !plan.dead_rows.is_empty() {
+            self.write(
+                || format!("deleting {} compression record(s)", plan.dead_rows.len()),
+                |tx| {
+                    for diff in &plan.dead_rows {
+                        tx.execute(
+                            "DELETE FROM compressed WHERE diff_id = ?1",
+                            [diff.to_string()],
+                        )?;
+                    }
+                    Ok(())
+                },
+            )?;
         }
-        let (image_refs, records) = self.marks(interpret)?;
+        if plan.doomed.is_empty() {
+            return Ok((0, 0));
+        }
         let root = self.root().to_path_buf();
         let trash = tempfile::Builder::new()
             .prefix("gc-")
@@ -313,60 +338,21 @@ impl Store {
         let moved = self.write(
             || "sweeping unreferenced files".to_string(),
             |tx| {
+                // Under the write lock: a build pins in a transaction of its own
+                // before it uses a file, so a pin not seen here comes after the move
+                // and finds the file gone.
                 let pins = pins_in(tx)?;
-                let mut live: BTreeSet<Resource> = image_refs.clone();
-                live.extend(pins.resources.iter().cloned());
-                // Records written since the marks were taken are read again here, under
-                // the write lock: a build pins before it records, but be exact anyway.
-                let keys: BTreeSet<String> = {
-                    let mut stmt = tx.prepare("SELECT key FROM cache_records")?;
-                    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                    rows.collect::<rusqlite::Result<_>>()?
-                };
-                for (key, _, info) in &records {
-                    if keys.contains(&key.to_string()) {
-                        live.extend(info.refs.iter().cloned());
-                    }
-                }
-                if keys.len()
-                    != records
-                        .iter()
-                        .filter(|(k, _, _)| keys.contains(&k.to_string()))
-                        .count()
-                {
-                    // Unknown new records: keep every layer and cache mount this time.
-                    for r in before.usage.objects.keys() {
-                        if !matches!(r, Resource::Blob(_)) {
-                            live.insert(r.clone());
-                        }
-                    }
-                }
-                // Compressed forms of live layers stay; rows of layers that go, go.
-                let mut dead_rows = Vec::new();
-                for (diff, blob) in &before.compressed {
-                    if live.contains(&Resource::Layer(*diff)) {
-                        live.insert(Resource::Blob(*blob));
-                    } else {
-                        dead_rows.push(*diff);
-                    }
-                }
-                for diff in dead_rows {
-                    tx.execute(
-                        "DELETE FROM compressed WHERE diff_id = ?1",
-                        [diff.to_string()],
-                    )?;
-                }
+                let new_records: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM cache_records", [], |r| r.get(0))?;
                 let mut moved = Vec::new();
-                for (r, u) in &before.usage.objects {
-                    if live.contains(r) {
+                for r in &plan.doomed {
+                    if pins.resources.contains(r) {
                         continue;
                     }
-                    let leftover = !known.contains(r);
-                    if leftover {
-                        let young = pins.oldest.is_some_and(|oldest| u.ctime >= oldest as i64);
-                        if young || (matches!(r, Resource::Blob(_)) && !orphan_blobs) {
-                            continue;
-                        }
+                    // Records written since the plan (which pin first, but be exact):
+                    // keep every layer and cache mount this time.
+                    if new_records > plan.records as i64 && !matches!(r, Resource::Blob(_)) {
+                        continue;
                     }
                     let dest = trash.path().join(moved.len().to_string());
                     std::fs::create_dir(&dest).map_err(io_err)?;
@@ -387,6 +373,75 @@ impl Store {
         // leaves them in this session's tmp/ directory, which the next open removes.
         trash.close()?;
         Ok((moved.len(), freed))
+    }
+
+    /// What a sweep removes, decided from the metadata as it is now.
+    fn plan_sweep(
+        &self,
+        before: &GcState,
+        interpret: Interpret<'_>,
+        orphan_blobs: bool,
+    ) -> Result<SweepPlan> {
+        // Everything the earlier picture referenced: what is not referenced now was
+        // released by this collection; the rest on disk is a leftover.
+        let mut known: BTreeSet<&Resource> = before.image_refs.iter().collect();
+        known.extend(before.pinned.iter());
+        for e in &before.records {
+            known.extend(e.info.refs.iter());
+        }
+        let (image_refs, records) = self.marks(interpret)?;
+        let pins = self.read_pins()?;
+        let mut live: BTreeSet<Resource> = image_refs;
+        live.extend(pins.resources.iter().cloned());
+        for (_, _, info) in &records {
+            live.extend(info.refs.iter().cloned());
+        }
+        let goes = |r: &Resource, ctime: i64, kept: &BTreeSet<Resource>| {
+            if live.contains(r) || kept.contains(r) {
+                return false;
+            }
+            if known.contains(r) {
+                return true;
+            }
+            // A leftover: only once older than every live lease (a running build's
+            // new files are younger than its lease), blobs only when asked.
+            let young = pins.oldest.is_some_and(|oldest| ctime >= oldest as i64);
+            !young && (orphan_blobs || !matches!(r, Resource::Blob(_)))
+        };
+        let mut doomed: Vec<Resource> = before
+            .usage
+            .objects
+            .iter()
+            .filter(|(r, u)| !matches!(r, Resource::Blob(_)) && goes(r, u.ctime, &BTreeSet::new()))
+            .map(|(r, _)| r.clone())
+            .collect();
+        // Compressed forms of the layers that stay, stay; rows of layers that go (or
+        // are gone and referenced by nothing), go.
+        let on_disk = |r: &Resource| before.usage.objects.contains_key(r);
+        let mut dead_rows = BTreeSet::new();
+        let mut kept = BTreeSet::new();
+        for (diff, blob) in &before.compressed {
+            let layer = Resource::Layer(*diff);
+            let stays = live.contains(&layer) || (on_disk(&layer) && !doomed.contains(&layer));
+            if stays {
+                kept.insert(Resource::Blob(*blob));
+            } else {
+                dead_rows.insert(*diff);
+            }
+        }
+        doomed.extend(
+            before
+                .usage
+                .objects
+                .iter()
+                .filter(|(r, u)| matches!(r, Resource::Blob(_)) && goes(r, u.ctime, &kept))
+                .map(|(r, _)| r.clone()),
+        );
+        Ok(SweepPlan {
+            doomed,
+            dead_rows,
+            records: records.len(),
+        })
     }
 
     /// Resources of named images, and every record with its interpretation.

@@ -124,11 +124,10 @@ fn pins_images_and_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let store = Store::open(root).unwrap();
-    let (a, b, c, leftover) = (
+    let (a, b, c) = (
         layer(root, "a", 100),
         layer(root, "b", 100),
         layer(root, "c", 100),
-        layer(root, "leftover", 100),
     );
     record(&store, "uses a", &[a], 1);
     let rb = record(&store, "uses b", &[b], 2);
@@ -160,6 +159,8 @@ fn pins_images_and_leftovers() {
     // Another handle (a concurrent build) pins layer b and its record.
     let build = Store::open(root).unwrap();
     build.pin_record(&rb, &[Resource::Layer(b)]).unwrap();
+    // A layer that build stored after taking its lease, not recorded yet.
+    let leftover = layer(root, "leftover", 100);
     let interpret: &dyn Fn(&Digest, &CacheRecord) -> RecordInfo = &interpret;
 
     let opts = PruneOptions {
