@@ -119,11 +119,7 @@ impl Reporter for Tty {
             }
             Event::Explain { vertex, reasons } => {
                 for r in reasons {
-                    self.line(format!(
-                        "{} {}: {r}",
-                        self.paint("36", "miss"),
-                        short(&vertex.name)
-                    ));
+                    self.line(format!("{} {}: {r}", self.paint("36", "miss"), vertex.name));
                 }
             }
         }
