@@ -231,3 +231,140 @@ impl Op<Output> for FetchInputs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Read;
+    use std::sync::atomic::AtomicBool;
+
+    use strata_progress::NullReporter;
+    use strata_scheduler::CancellationToken;
+    use strata_store::Store;
+
+    use super::*;
+
+    /// Makes the requested layer by applying an empty tar (the only layer it can make).
+    struct EmptyFetcher {
+        layers: Arc<Layers>,
+        fetched: Mutex<Vec<Digest>>,
+    }
+
+    impl LayerFetcher for EmptyFetcher {
+        fn fetch(&self, diff_id: &Digest) -> Result<(), OpError> {
+            self.fetched.lock().unwrap().push(*diff_id);
+            let applied = self
+                .layers
+                .apply(std::io::repeat(0).take(1024), None)
+                .map_err(OpError::new)?;
+            assert_eq!(applied.diff_id, *diff_id);
+            Ok(())
+        }
+    }
+
+    /// Fails unless its input's layers are present when it runs.
+    struct NeedsLayers(Arc<Layers>, AtomicBool);
+
+    impl Op<Output> for NeedsLayers {
+        fn exec<'a>(
+            &'a self,
+            _: &'a Context,
+            inputs: &'a [Output],
+        ) -> BoxFuture<'a, Result<Output, OpError>> {
+            let ok = inputs[0].chain().unwrap().0.iter().all(|d| self.0.has(d));
+            self.1.store(ok, Ordering::SeqCst);
+            Box::pin(async move { Ok(inputs[0].clone()) })
+        }
+    }
+
+    #[test]
+    fn imported_hits_are_recorded_and_their_layers_fetched_only_for_exec() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layers = Arc::new(Layers::new(store.root(), store.tmp_dir()).unwrap());
+        // The empty layer's diffID, from a scratch store.
+        let other = tempfile::tempdir().unwrap();
+        let scratch = Store::open(other.path()).unwrap();
+        let empty = Layers::new(scratch.root(), scratch.tmp_dir())
+            .unwrap()
+            .apply(std::io::repeat(0).take(1024), None)
+            .unwrap()
+            .diff_id;
+        assert!(!layers.has(&empty));
+
+        let key = strata_digest::sha256(b"definition key");
+        let result = strata_digest::sha256(b"effective key");
+        let chain = Chain(vec![empty]);
+        let imported = HashMap::from([(
+            key,
+            SharedRecord {
+                chain: chain.clone(),
+                key: result,
+                description: "[1/2] RUN x".into(),
+            },
+        )]);
+        let fetcher = Arc::new(EmptyFetcher {
+            layers: layers.clone(),
+            fetched: Mutex::new(Vec::new()),
+        });
+        let sharing = Arc::new(CacheSharing::new(imported, Some(fetcher.clone())));
+        let cache = SharingCache {
+            local: StoreCache {
+                store: store.clone(),
+                layers: layers.clone(),
+            },
+            sharing: sharing.clone(),
+        };
+
+        // A miss everywhere is a miss; the imported key hits without fetching.
+        assert!(cache.get(&strata_digest::sha256(b"other")).is_none());
+        let hit = cache.get(&key).expect("imported hit");
+        assert_eq!(
+            (hit.value.clone(), hit.key),
+            (Output::Fs(chain.clone()), result)
+        );
+        assert!(fetcher.fetched.lock().unwrap().is_empty());
+        assert_eq!(sharing.used()[&key].description, "[1/2] RUN x");
+        // Recorded locally as well (a miss there until its layers arrive).
+        assert!(store
+            .cache_records()
+            .unwrap()
+            .iter()
+            .any(|(k, _)| *k == key));
+
+        // A step reading it fetches the layer before it runs, once.
+        let needs = Arc::new(NeedsLayers(layers.clone(), AtomicBool::new(false)));
+        let op = FetchInputs {
+            inner: needs.clone(),
+            layers: layers.clone(),
+            sharing: sharing.clone(),
+        };
+        let cx = Context::new(
+            result,
+            "step",
+            Arc::new(NullReporter),
+            CancellationToken::new(),
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let inputs = [hit.value.clone()];
+        assert_eq!(rt.block_on(op.content_key(&cx, &inputs)).unwrap(), None);
+        assert!(
+            fetcher.fetched.lock().unwrap().is_empty(),
+            "content keys fetch nothing"
+        );
+        rt.block_on(op.exec(&cx, &inputs)).unwrap();
+        assert!(
+            needs.1.load(Ordering::SeqCst),
+            "the layers were there for exec"
+        );
+        assert_eq!(*fetcher.fetched.lock().unwrap(), vec![empty]);
+        rt.block_on(op.exec(&cx, &inputs)).unwrap();
+        assert_eq!(fetcher.fetched.lock().unwrap().len(), 1, "fetched once");
+
+        // Now the local store answers, and a solve's put is remembered too.
+        assert!(cache.local.get(&key).is_some());
+        let put_key = strata_digest::sha256(b"put");
+        cache.put(&put_key, &hit, "[2/2] COPY y");
+        assert_eq!(sharing.used()[&put_key].description, "[2/2] COPY y");
+    }
+}

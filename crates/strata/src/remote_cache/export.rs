@@ -320,3 +320,60 @@ pub fn push(
     )?;
     Ok(uploaded.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Digest {
+        strata_digest::sha256(s)
+    }
+
+    fn rec(layers: &[&str]) -> SharedRecord {
+        SharedRecord {
+            chain: Chain(layers.iter().map(|l| d(l)).collect()),
+            key: d(&layers.join("+")),
+            description: layers.join(" "),
+        }
+    }
+
+    #[test]
+    fn min_keeps_prefixes_of_the_image_and_max_keeps_everything() {
+        let used = BTreeMap::from([
+            (d("base"), rec(&["a"])),
+            (d("run"), rec(&["a", "b"])),
+            (d("builder"), rec(&["a", "x"])),
+            (d("final"), rec(&["a", "b", "c"])),
+        ]);
+        let image = Chain(vec![d("a"), d("b"), d("c")]);
+        let min = select(used.clone(), Mode::Min, &image);
+        assert_eq!(
+            min.keys().copied().collect::<BTreeSet<_>>(),
+            BTreeSet::from([d("base"), d("run"), d("final")])
+        );
+        assert_eq!(select(used.clone(), Mode::Max, &image).len(), 4);
+    }
+
+    #[test]
+    fn layers_are_listed_once_and_records_without_a_layer_entry_are_dropped() {
+        let records = BTreeMap::from([
+            (d("k1"), rec(&["a", "b"])),
+            (d("k2"), rec(&["a", "b", "gone"])),
+        ]);
+        let config = config(&records, None, |id| {
+            Ok((*id != d("gone")).then_some(LayerEntry {
+                diff_id: *id,
+                blob: None,
+                empty: true,
+            }))
+        })
+        .unwrap();
+        assert_eq!(config.layers.len(), 2);
+        assert_eq!(config.records.len(), 1);
+        let r = &config.records[0];
+        assert_eq!((r.key, r.result), (d("k1"), d("a+b")));
+        let chain: Vec<Digest> = r.layers.iter().map(|&i| config.layers[i].diff_id).collect();
+        assert_eq!(chain, vec![d("a"), d("b")]);
+        config.validate().unwrap();
+    }
+}
