@@ -114,6 +114,9 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     let tracker = Arc::new(crate::explain::Tracker::new(reporter));
     let reporter: Arc<dyn strata_progress::Reporter> = tracker.clone();
     let solver = Solver::new(store.clone())?;
+    if args.explain {
+        tracker.explain_live(&history, &lowered.graph, solver.reads());
+    }
     let cache_io = crate::remote_cache::Session::start(
         &args.cache_io,
         (&store, solver.layers()),

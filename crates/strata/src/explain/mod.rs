@@ -11,7 +11,7 @@ pub mod diff;
 pub mod facts;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use strata_graph::{Graph, VertexId};
 use strata_ops::ReadLog;
@@ -37,23 +37,81 @@ impl Outcome {
     }
 }
 
-/// Passes events on and notes which steps ran, hit the cache or failed.
+type Outcomes = Arc<Mutex<HashMap<String, Outcome>>>;
+
+fn outcome_of(outcomes: &Outcomes, id: &VertexId) -> Option<Outcome> {
+    let map = outcomes.lock().unwrap_or_else(|e| e.into_inner());
+    map.get(&id.to_string()).copied()
+}
+
+/// Passes events on and notes which steps ran, hit the cache or failed; with
+/// [`Tracker::explain_live`], explains each step as it starts.
 pub struct Tracker {
     inner: Arc<dyn Reporter>,
-    outcomes: Mutex<HashMap<String, Outcome>>,
+    outcomes: Outcomes,
+    live: Mutex<Option<Live>>,
+}
+
+/// The thread that explains steps as they start.
+struct Live {
+    tx: mpsc::Sender<VertexId>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Tracker {
     pub fn new(inner: Arc<dyn Reporter>) -> Self {
         Tracker {
             inner,
-            outcomes: Mutex::new(HashMap::new()),
+            outcomes: Arc::default(),
+            live: Mutex::new(None),
         }
     }
 
     fn outcome(&self, id: &VertexId) -> Option<Outcome> {
-        let map = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&id.to_string()).copied()
+        outcome_of(&self.outcomes, id)
+    }
+
+    /// Explains each step that starts, on a thread of its own (the store is read
+    /// there, not on the solver's threads): an `explain` event follows its `started`.
+    pub fn explain_live(&self, history: &History, graph: &Graph, reads: &ReadLog) {
+        let (tx, rx) = mpsc::channel::<VertexId>();
+        let (history, graph, reads) = (history.clone(), graph.clone(), reads.clone());
+        let (inner, outcomes) = (Arc::clone(&self.inner), Arc::clone(&self.outcomes));
+        let thread = std::thread::spawn(move || {
+            for id in rx {
+                let steps = facts::steps(&graph, id, &reads, &history.arg_names);
+                let Some(at) = steps.iter().position(|s| s.id == id) else {
+                    continue;
+                };
+                if steps[at].step.is_none() {
+                    continue;
+                }
+                match history.explain(&steps, at, &|v| outcome_of(&outcomes, v)) {
+                    Ok(reasons) => inner.report(Event::Explain {
+                        vertex: VertexRef {
+                            id: id.to_string(),
+                            name: steps[at].name.clone(),
+                        },
+                        reasons,
+                    }),
+                    Err(e) => eprintln!("warning: explaining {}: {e:#}", steps[at].name),
+                }
+            }
+        });
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(Live { tx, thread });
+    }
+
+    /// Waits for the live explanations still being made; whether there were any.
+    fn stop_live(&self) -> bool {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match live {
+            Some(Live { tx, thread }) => {
+                drop(tx);
+                let _ = thread.join();
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -67,15 +125,25 @@ impl Reporter for Tracker {
             }
             _ => None,
         };
+        let mut started = None;
         if let Some((vertex, outcome)) = noted {
             let mut map = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
             map.insert(vertex.id.clone(), outcome);
+            if outcome == Outcome::Ran {
+                started = vertex.id.parse().ok().map(VertexId);
+            }
         }
         self.inner.report(event);
+        if let Some(id) = started {
+            if let Some(live) = &*self.live.lock().unwrap_or_else(|e| e.into_inner()) {
+                let _ = live.tx.send(id);
+            }
+        }
     }
 }
 
 /// A build being recorded.
+#[derive(Clone)]
 pub struct History {
     pub store: Store,
     pub id: String,
@@ -145,8 +213,9 @@ impl History {
         explain: bool,
     ) {
         let (graph, target, reads) = solved;
+        let explained_live = tracker.stop_live();
         match self.record(graph, target, reads, tracker, end) {
-            Ok(explained) if explain => {
+            Ok(explained) if explain && !explained_live => {
                 for (vertex, reasons) in explained {
                     tracker.report(Event::Explain { vertex, reasons });
                 }
@@ -154,6 +223,54 @@ impl History {
             Ok(_) => {}
             Err(e) => eprintln!("warning: recording the build history: {e:#}"),
         }
+    }
+
+    /// Why `steps[at]` ran: its facts against its nearest earlier record.
+    fn explain(
+        &self,
+        steps: &[facts::Step],
+        at: usize,
+        outcome: &dyn Fn(&VertexId) -> Option<Outcome>,
+    ) -> anyhow::Result<Vec<String>> {
+        let s = &steps[at];
+        let Some(name) = &s.step else {
+            return Ok(Vec::new());
+        };
+        let prev = self.store.history_previous_step(
+            &self.project,
+            &name.stage,
+            &name.instruction,
+            name.position,
+            &self.id,
+        )?;
+        let prev_facts: Option<facts::Facts> = prev.as_ref().map(|p| {
+            let mut f: facts::Facts = serde_json::from_value(p.facts.clone()).unwrap_or_default();
+            f.files = p.files.clone().and_then(|v| serde_json::from_value(v).ok());
+            f
+        });
+        let fingerprint = s.fingerprint.to_string();
+        let now = diff::Current {
+            instruction: &name.instruction,
+            facts: &s.facts,
+            fingerprint: &fingerprint,
+            ignore_cache: s.ignore_cache,
+            inputs_ran: s
+                .inputs
+                .iter()
+                .filter(|&&i| outcome(&steps[i].id) == Some(Outcome::Ran))
+                .filter(|&&i| steps[i].step.is_some())
+                .map(|&i| steps[i].name.as_str())
+                .collect(),
+        };
+        let before = prev
+            .as_ref()
+            .zip(prev_facts.as_ref())
+            .map(|(p, f)| diff::Earlier {
+                instruction: &p.instruction,
+                facts: f,
+                fingerprint: &p.fingerprint,
+            });
+        Ok(diff::reasons(&now, before.as_ref()))
     }
 
     /// Explains the steps that ran, records the build and returns the explanations
@@ -169,47 +286,12 @@ impl History {
         let steps = facts::steps(graph, target, reads, &self.arg_names);
         let mut records = Vec::new();
         let mut explained = Vec::new();
-        for s in &steps {
+        for (at, s) in steps.iter().enumerate() {
             let Some(name) = &s.step else { continue };
             let outcome = tracker.outcome(&s.id);
             let mut explanation = Vec::new();
             if matches!(outcome, Some(Outcome::Ran | Outcome::Failed)) {
-                let prev = self.store.history_previous_step(
-                    &self.project,
-                    &name.stage,
-                    &name.instruction,
-                    name.position,
-                    &self.id,
-                )?;
-                let prev_facts: Option<facts::Facts> = prev.as_ref().map(|p| {
-                    let mut f: facts::Facts =
-                        serde_json::from_value(p.facts.clone()).unwrap_or_default();
-                    f.files = p.files.clone().and_then(|v| serde_json::from_value(v).ok());
-                    f
-                });
-                let fingerprint = s.fingerprint.to_string();
-                let now = diff::Current {
-                    instruction: &name.instruction,
-                    facts: &s.facts,
-                    fingerprint: &fingerprint,
-                    ignore_cache: s.ignore_cache,
-                    inputs_ran: s
-                        .inputs
-                        .iter()
-                        .filter(|&&i| tracker.outcome(&steps[i].id) == Some(Outcome::Ran))
-                        .filter(|&&i| steps[i].step.is_some())
-                        .map(|&i| steps[i].name.as_str())
-                        .collect(),
-                };
-                let before = prev
-                    .as_ref()
-                    .zip(prev_facts.as_ref())
-                    .map(|(p, f)| diff::Earlier {
-                        instruction: &p.instruction,
-                        facts: f,
-                        fingerprint: &p.fingerprint,
-                    });
-                explanation = diff::reasons(&now, before.as_ref());
+                explanation = self.explain(&steps, at, &|v| tracker.outcome(v))?;
                 explained.push((
                     VertexRef {
                         id: s.id.to_string(),
