@@ -275,6 +275,29 @@ fn a_missing_cache_is_a_warning_and_bad_specs_are_usage_errors() {
     ]);
     assert!(e.contains("unknown type \"s3\""), "{e}");
 
+    // A failed export fails the build, unless ignore-error=true.
+    let e = s.fails(&[
+        "build",
+        "--build-context",
+        &bb,
+        "--cache-to",
+        "type=local,dest=/proc/no",
+        &c,
+    ]);
+    assert!(e.contains("exporting the cache to /proc/no"), "{e}");
+    let b = build(
+        &s,
+        &ctx,
+        &layout,
+        &["--cache-to", "type=local,dest=/proc/no,ignore-error=true"],
+    );
+    assert!(
+        b.stderr
+            .contains("warning: exporting the cache to /proc/no"),
+        "{}",
+        b.stderr
+    );
+
     // An image layout is never pruned into a cache.
     let image = tempfile::tempdir().unwrap();
     let oci = format!("type=oci,dest={},tar=false", arg(image.path()));
@@ -369,11 +392,7 @@ fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image
         reg.log()
     );
     assert_eq!(requests(&reg, "PUT", "/blobs/uploads/"), uploads_first);
-    assert!(
-        again.stderr.contains("(0 blobs written)"),
-        "{}",
-        again.stderr
-    );
+    assert!(again.stderr.contains("(0 written)"), "{}", again.stderr);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
 use strata_digest::Digest;
 use strata_oci::ImageConfig;
@@ -153,70 +153,85 @@ impl Session {
         Ok(())
     }
 
-    /// Every `--cache-to` but inline (done by [`Session::inline`]).
+    /// Every `--cache-to` but inline (done by [`Session::inline`]). A failed export
+    /// fails the build, unless its spec says `ignore-error=true` (then a warning).
     pub fn export(&self, chain: &Chain) -> Result<()> {
-        let (Some(sharing), Some(fetcher)) = (&self.sharing, &self.fetcher) else {
-            return Ok(());
-        };
-        let sources = export::Sources {
-            store: &self.store,
-            layers: &self.layers,
-            fetcher: Some(fetcher),
-        };
         let mut pushed: HashMap<(String, String), HashSet<Digest>> = HashMap::new();
         for to in &self.to {
-            let start = Instant::now();
             let (opts, what) = match to {
                 CacheTo::Inline => continue,
                 CacheTo::Local { dest, opts } => (opts, dest.display().to_string()),
                 CacheTo::Registry { reference, opts } => (opts, reference.to_string()),
             };
-            let ExportOptions {
-                mode,
-                compression,
-                cache_mounts,
-                cache_mounts_max,
-            } = opts;
-            let mounts = if *cache_mounts {
-                let max = cache_mounts_max.unwrap_or(DEFAULT_CACHE_MOUNTS_MAX);
-                mounts::export(&self.store, &self.mounts, max, self.quiet)?
-            } else {
-                Vec::new()
-            };
-            let records = export::select(sharing.used(), *mode, chain);
-            let repo = match to {
-                CacheTo::Registry { reference, .. } => {
-                    Some((reference.registry.clone(), reference.repository.clone()))
+            match self.export_to(to, opts, chain, &mut pushed) {
+                Ok(()) => {}
+                Err(e) if opts.ignore_error => {
+                    eprintln!("warning: exporting the cache to {what}: {e:#}")
                 }
-                _ => None,
-            };
-            let known = pushed
-                .entry(repo.clone().unwrap_or_default())
-                .or_insert_with(|| {
-                    repo.as_ref()
-                        .map(|r| fetcher.imported.blobs_in(r))
-                        .unwrap_or_default()
-                });
-            let (manifest, _, blobs) =
-                export::build(&sources, &records, *compression, known, mounts)
-                    .with_context(|| format!("exporting the cache to {what}"))?;
-            let moved = match to {
-                CacheTo::Local { dest, .. } => export::write_layout(&self.store, dest, &manifest),
-                CacheTo::Registry { reference, .. } => {
-                    let client = crate::registry::client()?;
-                    export::push(&client, &self.store, reference, &manifest, known)
-                }
-                CacheTo::Inline => unreachable!("skipped above"),
+                Err(e) => return Err(e.context(format!("exporting the cache to {what}"))),
             }
-            .with_context(|| format!("exporting the cache to {what}"))?;
-            if !self.quiet {
-                eprintln!(
-                    "exported cache to {what}: {} records, {} layers ({moved} blobs written) in {:.2}s",
-                    records.len(),
-                    blobs.len(),
-                    start.elapsed().as_secs_f64()
-                );
+        }
+        Ok(())
+    }
+
+    /// One export; `pushed` has the blobs each registry repository is known to hold.
+    fn export_to(
+        &self,
+        to: &CacheTo,
+        opts: &ExportOptions,
+        chain: &Chain,
+        pushed: &mut HashMap<(String, String), HashSet<Digest>>,
+    ) -> Result<()> {
+        let (Some(sharing), Some(fetcher)) = (&self.sharing, &self.fetcher) else {
+            return Ok(());
+        };
+        let start = Instant::now();
+        let mounts = if opts.cache_mounts {
+            let max = opts.cache_mounts_max.unwrap_or(DEFAULT_CACHE_MOUNTS_MAX);
+            mounts::export(&self.store, &self.mounts, max, self.quiet)?
+        } else {
+            Vec::new()
+        };
+        let records = export::select(sharing.used(), opts.mode, chain);
+        let repo = match to {
+            CacheTo::Registry { reference, .. } => {
+                Some((reference.registry.clone(), reference.repository.clone()))
             }
+            _ => None,
+        };
+        let known = pushed
+            .entry(repo.clone().unwrap_or_default())
+            .or_insert_with(|| {
+                repo.as_ref()
+                    .map(|r| fetcher.imported.blobs_in(r))
+                    .unwrap_or_default()
+            });
+        let sources = export::Sources {
+            store: &self.store,
+            layers: &self.layers,
+            fetcher: Some(fetcher),
+        };
+        let (manifest, _, blobs) =
+            export::build(&sources, &records, opts.compression, known, mounts)?;
+        let (moved, what) = match to {
+            CacheTo::Local { dest, .. } => (
+                export::write_layout(&self.store, dest, &manifest)?,
+                dest.display().to_string(),
+            ),
+            CacheTo::Registry { reference, .. } => {
+                let client = crate::registry::client()?;
+                let n = export::push(&client, &self.store, reference, &manifest, known)?;
+                (n, reference.to_string())
+            }
+            CacheTo::Inline => return Ok(()),
+        };
+        if !self.quiet {
+            eprintln!(
+                "exported cache to {what}: {} records, {} blobs ({moved} written) in {:.3}s",
+                records.len(),
+                blobs.len(),
+                start.elapsed().as_secs_f64()
+            );
         }
         Ok(())
     }

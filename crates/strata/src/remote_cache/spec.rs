@@ -33,6 +33,8 @@ pub struct ExportOptions {
     pub cache_mounts: bool,
     /// Cap on the cache-mount bytes exported (largest mounts are left out first).
     pub cache_mounts_max: Option<u64>,
+    /// `ignore-error=true`: a failed export is a warning, not a failed build.
+    pub ignore_error: bool,
 }
 
 /// `--cache-to`.
@@ -105,6 +107,11 @@ pub fn parse_to(spec: &str) -> Result<CacheTo, Usage> {
                 opts.cache_mounts = v
                     .parse()
                     .map_err(|_| bad("cache-mounts= takes true or false"))?
+            }
+            "ignore-error" => {
+                opts.ignore_error = v
+                    .parse()
+                    .map_err(|_| bad("ignore-error= takes true or false"))?
             }
             "cache-mounts-max" => {
                 opts.cache_mounts_max = Some(parse_size(v).ok_or_else(|| {
@@ -222,6 +229,10 @@ mod tests {
             ("type=s3,dest=d", "unknown type \"s3\""),
             ("type=inline,mode=max", "mode=min records only"),
             ("type=local,dest=d,cache-mounts-max=lots", "takes a size"),
+            (
+                "type=local,dest=d,ignore-error=maybe",
+                "ignore-error= takes true or false",
+            ),
             ("type=local,dest=d,color=red", "unknown option \"color\""),
             ("mode=max,dest=d", "type= is missing"),
         ] {
