@@ -400,3 +400,43 @@ fn build_args_named_like_secrets_are_hidden() {
         }
     }
 }
+
+#[test]
+fn a_failed_step_is_explained_and_recorded_as_failed() {
+    let Some((s, bc)) = run_setup() else { return };
+    let df = |code: u8| format!("FROM busybox\nENV CODE={code}\nRUN exit $CODE\n");
+    let ctx = context(&[("Dockerfile", &df(0), 0o644)]);
+    explain_build(&s, ctx.path(), &["--build-context", &bc]);
+    write(ctx.path(), "Dockerfile", &df(1));
+    let mut c = s.cmd();
+    c.args([
+        "build",
+        "--progress",
+        "json",
+        "--explain",
+        "--build-context",
+        &bc,
+    ])
+    .arg(ctx.path());
+    let out = c.output().unwrap();
+    let b = Build::parse(
+        &out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", b.stderr);
+    assert_eq!(why(&b, "[3/3] RUN exit $CODE"), ["ENV CODE changed: 0 → 1"]);
+    let id = b
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("build id: "))
+        .unwrap();
+    let text = stdout(s.ok(&["cache", "explain", id]));
+    assert!(
+        text.contains("failed): 1 step(s) ran, 1 cached, 1 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[3/3] RUN exit $CODE (failed)\n  ENV CODE changed: 0 → 1\n"),
+        "{text}"
+    );
+}
