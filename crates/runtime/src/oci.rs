@@ -101,8 +101,9 @@ pub struct OciRuntime {
     /// `RUNTIME features` says it can apply seccomp filters (assumed when it cannot
     /// answer, as runc before 1.1).
     seccomp: bool,
-    /// Where each container's init pid is written while it runs (`--pid-file`), so
-    /// that whoever cleans up after a killed strata can kill an orphaned container.
+    /// Where each container's init pid (`--pid-file`) and the runtime's process group
+    /// (`<id>.runtime`) are written while they run, so that whoever cleans up after a
+    /// killed strata can kill an orphaned container and its runtime.
     pid_dir: Option<PathBuf>,
 }
 
@@ -413,6 +414,16 @@ impl OciRuntime {
             runtime: self.binary.clone(),
             source,
         })?;
+        // The runtime and what it forked before the container has a pid of its own
+        // (`runc init` waiting to start): a process group led by the runtime.
+        let _group_file = match (&self.pid_dir, child.id()) {
+            (Some(dir), Some(pid)) => {
+                let file = PidFile(dir.join(format!("{id}.runtime")));
+                fs_err::write(&file.0, format!("group {pid}"))?;
+                Some(file)
+            }
+            _ => None,
+        };
         // From here on, dropping this future (an aborted solve) removes the container.
         let mut guard = Running {
             runtime: self,

@@ -123,8 +123,8 @@ impl Store {
                 Problem::Stray { path } => vec![path.clone()],
                 _ => continue,
             };
-            for path in paths {
-                let dest = trash.path().join(done.len().to_string());
+            for (i, path) in paths.into_iter().enumerate() {
+                let dest = trash.path().join(format!("{}-{i}", done.len()));
                 match fs_err::rename(&path, &dest) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -461,6 +461,26 @@ mod tests {
         };
         assert_eq!(done, [corrupt, missing]);
         assert!(!path.exists());
+        assert_eq!(store.image("app:latest").unwrap(), None);
+        assert_eq!(store.check(&interpret).unwrap().problems, []);
+    }
+
+    #[test]
+    fn repairing_a_corrupt_layer_removes_it_its_checkpoints_and_its_records() {
+        let (_dir, store, _, _) = healthy();
+        let layer = strata_digest::sha256(b"layer");
+        let ckpt = store.layers_dir().join(format!("{}.ckpt", layer.hex()));
+        std::fs::write(&ckpt, b"checkpoints").unwrap();
+        let corrupt = Problem::CorruptLayer {
+            diff_id: layer,
+            actual: strata_digest::sha256(b"other"),
+        };
+        let done = store
+            .repair(&interpret, std::slice::from_ref(&corrupt))
+            .unwrap();
+        assert_eq!(done.first(), Some(&corrupt));
+        assert!(!store.layers_dir().join(layer.hex()).exists() && !ckpt.exists());
+        assert!(store.cache_records().unwrap().is_empty());
         assert_eq!(store.image("app:latest").unwrap(), None);
         assert_eq!(store.check(&interpret).unwrap().problems, []);
     }

@@ -6,7 +6,7 @@
 //!
 //! Processes are named by pid files in the session's `procs/` directory
 //! ([`Store::procs_dir`](crate::Store::procs_dir)), written by whoever starts them (e.g.
-//! `runc run --pid-file`). A pid is only killed if that process started before its pid
+//! `runc run --pid-file`, or `group PID` for a runtime and the process group it leads). A pid is only killed if that process started before its pid
 //! file was written, so a pid reused since is left alone.
 
 use std::io;
@@ -16,25 +16,35 @@ use std::time::{Duration, SystemTime};
 /// The subdirectory of a session that holds pid files.
 pub(crate) const PROCS: &str = "procs";
 
-/// Kills the processes named in `session/procs/`, then detaches every mount at or
-/// under `session`, deepest first.
+/// Kills the processes named in `session/procs/` and every other process that has its
+/// working directory or an open file under `session` (a runtime's helper that was
+/// waiting for its killed parent, holding a fifo there), then detaches every mount at
+/// or under `session`, deepest first.
 pub(crate) fn reap(session: &Path) {
     if let Ok(entries) = std::fs::read_dir(session.join(PROCS)) {
         for entry in entries.flatten() {
             kill_recorded(&entry.path());
         }
     }
+    for pid in holders(session) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
     for mount in mounts_under(session) {
         let _ = rustix::mount::unmount(&mount, rustix::mount::UnmountFlags::DETACH);
     }
 }
 
-/// SIGKILL to the pid in `file`, if that process started before the file was written.
+/// SIGKILL to the pid in `file` (`PID`), or to the process group it leads (`group
+/// PID`), if that process started before the file was written.
 fn kill_recorded(file: &Path) {
     let Ok(text) = std::fs::read_to_string(file) else {
         return;
     };
-    let Ok(pid) = text.trim().parse::<i32>() else {
+    let (group, pid) = match text.trim().strip_prefix("group ") {
+        Some(pid) => (true, pid),
+        None => (false, text.trim()),
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
         return;
     };
     let Some(pid) = rustix::process::Pid::from_raw(pid) else {
@@ -47,10 +57,38 @@ fn kill_recorded(file: &Path) {
         // A second of slack: start times have clock-tick precision, mtimes may be
         // coarser than that.
         Ok(started) if started <= written + Duration::from_secs(1) => {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let _ = if group {
+                rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)
+            } else {
+                rustix::process::kill_process(pid, rustix::process::Signal::KILL)
+            };
         }
         _ => {}
     }
+}
+
+/// Other processes whose working directory or an open file is under `dir`.
+fn holders(dir: &Path) -> Vec<rustix::process::Pid> {
+    let me = rustix::process::getpid();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let under = |link: &Path| {
+        std::fs::read_link(link).is_ok_and(|target| {
+            let target = target.to_string_lossy();
+            Path::new(target.trim_end_matches(" (deleted)")).starts_with(dir)
+        })
+    };
+    procs
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let pid = rustix::process::Pid::from_raw(pid).filter(|p| *p != me)?;
+            let fds = std::fs::read_dir(e.path().join("fd")).ok()?;
+            let holds = under(&e.path().join("cwd")) || fds.flatten().any(|fd| under(&fd.path()));
+            holds.then_some(pid)
+        })
+        .collect()
 }
 
 /// When process `pid` started, from its start time in `/proc/<pid>/stat` (clock ticks
@@ -114,6 +152,47 @@ mod tests {
         assert_eq!(unescape(r"/a\040b\011c\134d"), "/a b\tc\\d");
         assert_eq!(unescape("/plain"), "/plain");
         assert_eq!(unescape(r"/trailing\04"), r"/trailing\04");
+    }
+
+    #[test]
+    fn a_process_holding_a_file_in_the_session_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("dead-session");
+        std::fs::create_dir(&session).unwrap();
+        let held = session.join("exec.fifo");
+        std::fs::write(&held, b"").unwrap();
+        // Holds a file open there, as `runc init` holds its fifo while it waits for its
+        // killed parent; an unrelated process beside it is left alone.
+        let mut holder = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$0\"; exec sleep 600")
+            .arg(&held)
+            .spawn()
+            .unwrap();
+        let mut bystander = std::process::Command::new("sleep")
+            .arg("600")
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
+        let pid = holder.id() as i32;
+        while !std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == held))
+        {
+            assert!(holder.try_wait().unwrap().is_none(), "the holder exited");
+            std::thread::yield_now();
+        }
+
+        reap(&session);
+        let status = holder.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert!(bystander.try_wait().unwrap().is_none());
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
     }
 
     #[test]
