@@ -160,14 +160,7 @@ impl Strata {
         for (k, v) in env {
             c.env(k, v);
         }
-        let out = c.output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            out.status.success(),
-            "strata build {context:?} failed ({}):\n{stderr}",
-            out.status
-        );
-        Build::parse(&out.stdout, stderr)
+        Build::succeeded(c.output().unwrap(), &format!("strata build {context:?}"))
     }
 }
 
@@ -181,6 +174,17 @@ pub struct Build {
 }
 
 impl Build {
+    /// The output of a build that must have succeeded (`what` names it on failure).
+    pub fn succeeded(out: Output, what: &str) -> Build {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "{what} failed ({}):\n{stderr}",
+            out.status
+        );
+        Build::parse(&out.stdout, stderr)
+    }
+
     pub fn parse(stdout: &[u8], stderr: String) -> Build {
         let events = stderr
             .lines()
@@ -681,6 +685,18 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// The busybox layout as a build context argument: `NAME=oci-layout://DIR:latest`.
 pub fn busybox_context(name: &str, layout: &Path) -> String {
     format!("{name}=oci-layout://{}:latest", layout.display())
+}
+
+/// A fresh store and `--build-context busybox=…` for builds with RUN steps: `None`
+/// (skipped, or failing under CI) without root, runc or busybox.
+pub fn run_store() -> Option<(Strata, String)> {
+    if !is_root() {
+        skip("RUN needs root (overlay mounts and runc)");
+        return None;
+    }
+    tool("runc", "runc")?;
+    let layout = busybox_layout()?;
+    Some((Strata::new(), busybox_context("busybox", &layout)))
 }
 
 /// A store and `busybox=oci-layout://…` for tests that RUN, when root, runc and

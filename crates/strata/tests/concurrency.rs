@@ -1,0 +1,144 @@
+//! Several `strata build` processes on one `--root` at once: every step they share is
+//! executed by exactly one of them (the others wait for it and reuse its result), all
+//! of them succeed with the same image, and the store checks clean afterwards.
+//!
+//! Executions are counted twice, independently: from each process's progress (`started`
+//! events, summed over the processes) and by the shared step itself, which appends a
+//! line to a cache mount that a later build reads back.
+
+mod common;
+
+use std::process::{Child, Stdio};
+
+use common::*;
+
+/// FROM, a COPY of the context, a RUN that counts its executions in a cache mount and
+/// writes 2 MB, and a RUN on top.
+const SHARED: &str = "FROM busybox\n\
+    COPY data /data\n\
+    RUN --mount=type=cache,target=/c,id=executions echo ran >> /c/count && head -c 2000000 /dev/urandom > /big && cat /data > /copy\n\
+    RUN wc -c /big > /size\n";
+
+fn spawn_build(s: &Strata, bc: &str, ctx: &std::path::Path) -> Child {
+    s.cmd()
+        .env("SOURCE_DATE_EPOCH", "0")
+        .args(["build", "--progress", "json", "--build-context", bc])
+        .arg(ctx)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// How many times the shared RUN wrote to its cache mount.
+fn executions(s: &Strata, bc: &str) -> usize {
+    let probe = context(&[(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --mount=type=cache,target=/c,id=executions cat /c/count > /count\n",
+        0o644,
+    )]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    s.build(probe.path(), &["--build-context", bc, "-o", &dest]);
+    std::fs::read_to_string(out.path().join("count"))
+        .unwrap()
+        .lines()
+        .count()
+}
+
+fn builds_at_once(n: usize) {
+    let Some((s, bc)) = run_store() else { return };
+    let ctx = context(&[
+        ("Dockerfile", SHARED, 0o644),
+        ("data", "the shared input\n", 0o644),
+    ]);
+    // Every process is started before any is waited for.
+    let children: Vec<Child> = (0..n).map(|_| spawn_build(&s, &bc, ctx.path())).collect();
+    let builds: Vec<Build> = children
+        .into_iter()
+        .map(|c| Build::succeeded(c.wait_with_output().unwrap(), "a concurrent build"))
+        .collect();
+
+    let ids: Vec<&str> = builds.iter().map(|b| b.id.as_str()).collect();
+    assert!(ids[0].starts_with("sha256:"), "{ids:?}");
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "different images: {ids:?}"
+    );
+
+    let steps = builds[0].steps();
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    for step in &steps {
+        let ran = builds
+            .iter()
+            .filter(|b| b.executed().contains(step))
+            .count();
+        assert_eq!(ran, 1, "{step} was executed by {ran} of {n} builds");
+        for b in &builds {
+            assert!(b.steps().contains(step), "a build skipped {step}");
+        }
+    }
+    assert_eq!(executions(&s, &bc), 1, "the shared RUN's own count");
+
+    let check = s.ok(&["system", "check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.trim_end().ends_with(": ok"), "{text}");
+    assert!(!text.contains("damaged"), "{text}");
+}
+
+#[test]
+fn two_builds_at_once_execute_each_shared_step_once() {
+    builds_at_once(2);
+}
+
+#[test]
+fn four_builds_at_once_execute_each_shared_step_once() {
+    builds_at_once(4);
+}
+
+/// The same shared step under different Dockerfiles: the second build's own steps run,
+/// the shared prefix is executed once.
+#[test]
+fn different_dockerfiles_share_their_common_prefix() {
+    let Some((s, bc)) = run_store() else { return };
+    let a = context(&[
+        (
+            "Dockerfile",
+            &format!("{SHARED}RUN echo a > /which\n"),
+            0o644,
+        ),
+        ("data", "the shared input\n", 0o644),
+    ]);
+    let b = context(&[
+        (
+            "Dockerfile",
+            &format!("{SHARED}RUN echo b > /which\n"),
+            0o644,
+        ),
+        ("data", "the shared input\n", 0o644),
+    ]);
+    let children = [
+        spawn_build(&s, &bc, a.path()),
+        spawn_build(&s, &bc, b.path()),
+    ];
+    let builds: Vec<Build> = children
+        .into_iter()
+        .map(|c| Build::succeeded(c.wait_with_output().unwrap(), "a concurrent build"))
+        .collect();
+    assert_ne!(builds[0].id, builds[1].id);
+    for b in &builds {
+        let own = b
+            .executed()
+            .iter()
+            .filter(|s| s.contains("RUN echo"))
+            .count();
+        assert_eq!(
+            own,
+            1,
+            "each build runs its own last step: {:?}",
+            b.executed()
+        );
+    }
+    assert_eq!(executions(&s, &bc), 1);
+}
