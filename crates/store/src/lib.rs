@@ -143,9 +143,9 @@ impl Store {
     }
 
     /// Where this process records pid files (`PID`, or `group PID` for a process
-    /// group, as text; any file name) of processes it starts that must not outlive it: if it dies without stopping them,
-    /// the next `Store::open` kills them before removing its session. Not created
-    /// here: the first writer makes it.
+    /// group, as text; any file name) of processes it starts that must not outlive
+    /// it: if it dies without stopping them, the next `Store::open` kills them before
+    /// removing its session. Not created here: the first writer makes it.
     pub fn procs_dir(&self) -> PathBuf {
         self.inner.session.path().join(reap::PROCS)
     }
