@@ -124,7 +124,17 @@ pub fn shell(
         })
         .await
     });
-    let status = status.with_context(|| format!("debugging {}", step.name))?;
+    let status = match status {
+        Ok(s) => s,
+        Err(e @ strata_ops::DebugError::Mount(_)) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "debugging {} (hint: garbage collection may have removed the layers below \
+                 it; build again to keep a new state)",
+                step.name
+            )))
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("debugging {}", step.name))),
+    };
     Ok(status.code())
 }
 
