@@ -54,6 +54,8 @@ pub struct StatCache {
     /// The stamps as loaded, before this build hashed anything.
     loaded: HashMap<PathBuf, Stamp>,
     dirty: std::sync::atomic::AtomicBool,
+    /// Where [`StatCache::save`] writes before renaming (see [`StatCache::with_tmp_dir`]).
+    tmp_dir: Option<PathBuf>,
 }
 
 const MAGIC: &[u8; 8] = b"strstat1";
@@ -76,7 +78,16 @@ impl StatCache {
             entries: Mutex::new(entries),
             loaded,
             dirty: Default::default(),
+            tmp_dir: None,
         }
+    }
+
+    /// Saves through a temporary file in `dir` (the store's per-process tmp/ session,
+    /// which outlives no crash) instead of one beside the cache file, which a process
+    /// killed mid-save would leave behind for good.
+    pub fn with_tmp_dir(mut self, dir: &Path) -> Self {
+        self.tmp_dir = Some(dir.to_path_buf());
+        self
     }
 
     /// Writes the cache back (temp file + rename) when it changed.
@@ -88,7 +99,10 @@ impl StatCache {
             return Ok(());
         }
         let entries = self.entries.lock().expect("stat cache lock");
-        let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+        let tmp = match &self.tmp_dir {
+            Some(dir) => dir.join("statcache"),
+            None => file.with_extension(format!("tmp.{}", std::process::id())),
+        };
         let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         w.write_all(MAGIC)?;
         for (p, (s, h)) in entries.iter() {
@@ -514,5 +528,28 @@ mod tests {
         let c2 = StatCache::load(&file);
         let entries = c2.entries.lock().unwrap();
         assert_eq!(entries.get(&f).map(|e| e.1), Some(h));
+    }
+
+    #[test]
+    fn stat_cache_saves_through_the_tmp_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir_in(d.path()).unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, "abc").unwrap();
+        let file = d.path().join("stat.cache");
+        let c = StatCache::load(&file).with_tmp_dir(tmp.path());
+        let m = std::fs::symlink_metadata(&f).unwrap();
+        let h = c.file_hash(&f, &m).unwrap();
+        c.save().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with(".tmp"))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["f", "stat.cache"]);
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        let again = StatCache::load(&file);
+        assert_eq!(again.entries.lock().unwrap().get(&f).map(|e| e.1), Some(h));
     }
 }

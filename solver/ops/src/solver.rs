@@ -54,7 +54,9 @@ impl Solver {
         // The build's pin lease, taken now so that what it stores from here on is
         // newer than the lease (a collection never sweeps that as a leftover).
         let _ = store.hold();
-        let stat = Arc::new(StatCache::load(&store.root().join("statcache")));
+        let stat = Arc::new(
+            StatCache::load(&store.root().join("statcache")).with_tmp_dir(store.tmp_dir()),
+        );
         let runtimes = Arc::new(
             crate::Runtimes::new(store.tmp_dir().join("runtime")).with_pid_dir(store.procs_dir()),
         );
