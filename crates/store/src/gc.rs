@@ -217,13 +217,9 @@ struct Pins {
 impl Store {
     /// Reads everything a collection plans with, and scans the disk.
     pub fn gc_state(&self, interpret: Interpret<'_>) -> Result<GcState> {
-        // Fold the write-ahead log into meta.db first and leave it and the shared-memory
-        // index out: the last connection to close deletes both, so the counted size is
-        // what stays on disk. So is this process's own scratch directory.
-        let _ = self.read(
-            || "checkpointing the write-ahead log".into(),
-            |conn| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())),
-        );
+        // The write-ahead log and the shared-memory index are left out: the last
+        // connection to close deletes both (see `checkpoint`). So is this process's
+        // own scratch directory.
         let root = self.root();
         let transient = [
             root.join("meta.db-shm"),
@@ -252,6 +248,16 @@ impl Store {
             oldest_lease: pins.oldest,
             compressed,
         })
+    }
+
+    /// Folds the write-ahead log into `meta.db` (best effort), so that a disk-usage
+    /// scan counts the database at the size it keeps once every process closes it.
+    /// It syncs the file system: for reports, not for the collection after a build.
+    pub fn checkpoint(&self) {
+        let _ = self.read(
+            || "checkpointing the write-ahead log".into(),
+            |conn| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())),
+        );
     }
 
     /// Removes cache records chosen by `opts`, then every file that nothing references

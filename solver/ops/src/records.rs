@@ -87,8 +87,18 @@ pub(crate) fn pin(store: &Store, key: &Digest, resources: &[Resource]) {
     let _ = store.pin_record(key, resources);
 }
 
+/// Whether a RUN of this process mounted a cache (which may have grown).
+static CACHE_MOUNT_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process used a cache mount (see [`use_cache_mount`]): what it wrote
+/// there is invisible in the store's directory times.
+pub fn cache_mount_used() -> bool {
+    CACHE_MOUNT_USED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Records (or touches) the cache mount `name` (`id`, mounted at `target`) and pins it.
 pub(crate) fn use_cache_mount(store: &Store, name: &str, id: &str, target: &str) {
+    CACHE_MOUNT_USED.store(true, std::sync::atomic::Ordering::Relaxed);
     let k = key::encode("strata/cache-mount", name);
     pin(store, &k, &[Resource::CacheMount(name.to_string())]);
     if let Ok(Some(_)) = store.cache_get(&k) {

@@ -52,11 +52,44 @@ pub fn after_build(store: &Store) {
             return;
         }
     };
-    if !cfg.enabled {
+    if !cfg.enabled || !grew(store) {
         return;
     }
     if let Err(e) = run(store, cfg) {
         eprintln!("warning: garbage collection after the build failed: {e:#}");
+    }
+}
+
+/// Whether this process may have added to the store: a layer or cache mount stored
+/// since it started (the directories' times; `/proc/self`'s is the process's start),
+/// a cache mount used, or more than 1 MiB of new blobs. A build that stored nothing
+/// (all cached) skips the disk-usage scan: it cannot have grown the cache much.
+fn grew(store: &Store) -> bool {
+    let Ok(started) = std::fs::metadata("/proc/self").and_then(|m| m.modified()) else {
+        return true;
+    };
+    if strata_ops::records::cache_mount_used() {
+        return true;
+    }
+    let newer = |m: &std::fs::Metadata| m.modified().map_or(true, |t| t >= started);
+    let dirs =
+        ["layers", "cache-mounts"]
+            .iter()
+            .any(|d| match std::fs::metadata(store.root().join(d)) {
+                Ok(m) => newer(&m),
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            });
+    // Every build writes its image's small manifest and config; only more counts.
+    dirs || match std::fs::read_dir(store.root().join("blobs/sha256")) {
+        Ok(entries) => {
+            let new_bytes: u64 = entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| newer(m))
+                .map(|m| m.len())
+                .sum();
+            new_bytes >= 1 << 20
+        }
+        Err(_) => true,
     }
 }
 

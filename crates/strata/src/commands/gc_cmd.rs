@@ -73,6 +73,7 @@ pub enum Format {
 /// The store (must exist: these commands never create one) and its state.
 fn state(root: Option<&PathBuf>) -> anyhow::Result<(Store, GcState)> {
     let store = crate::store::open(root)?;
+    store.checkpoint();
     let state = store
         .gc_state(&strata_ops::record_info)
         .context("reading the store's disk usage")?;
