@@ -142,3 +142,63 @@ fn different_dockerfiles_share_their_common_prefix() {
     }
     assert_eq!(executions(&s, &bc), 1);
 }
+
+/// Whether process `pid` has a thread named `name` (`/proc/PID/task/*/comm`).
+fn has_thread(pid: u32, name: &str) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks.flatten().any(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// The build running a shared step is killed while another waits for it: the waiter
+/// gets the step's lock (the kernel drops a dead holder's), finds no result, runs the
+/// step itself and succeeds.
+#[test]
+fn a_waiter_takes_over_when_the_running_build_is_killed() {
+    use std::io::{BufRead, BufReader};
+
+    let Some((s, bc)) = run_store() else { return };
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo start && sleep 5 && echo done > /done\n",
+        0o644,
+    )]);
+    let mut first = spawn_build(&s, &bc, ctx.path());
+    let events = BufReader::new(first.stderr.take().unwrap());
+    let mut lines = events.lines().map_while(Result::ok);
+    assert!(
+        lines.any(|l| l.contains("\"started\"") && l.contains("RUN echo start")),
+        "the first build never started its RUN"
+    );
+
+    let second = spawn_build(&s, &bc, ctx.path());
+    // The second waits for the step's lock on a thread of its own.
+    while !has_thread(second.id(), "strata-claim") {
+        assert!(
+            std::fs::metadata(format!("/proc/{}", second.id())).is_ok(),
+            "the second build ended without waiting"
+        );
+        std::thread::yield_now();
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let b = Build::succeeded(second.wait_with_output().unwrap(), "the waiting build");
+    assert!(
+        b.executed().iter().any(|n| n.contains("RUN echo start")),
+        "the waiter ran the step itself: {:?}",
+        b.executed()
+    );
+    assert!(
+        b.stderr.contains("for another build running this step"),
+        "{}",
+        b.stderr
+    );
+    let check = s.ok(&["system", "check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(!text.contains("damaged"), "{text}");
+}
