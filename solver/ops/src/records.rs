@@ -87,6 +87,26 @@ pub(crate) fn pin(store: &Store, key: &Digest, resources: &[Resource]) {
     let _ = store.pin_record(key, resources);
 }
 
+/// Pins a layer this process just stored, then checks it is still there: committing
+/// a layer the store already had keeps the stored copy, which a concurrent collection
+/// may have been about to sweep as a leftover. Either the pin came first (it stays) or
+/// the collection did, and the build fails here instead of later on a missing layer.
+pub(crate) fn pin_stored(
+    store: &Store,
+    layers: &strata_snapshot::Layers,
+    diff_id: &Digest,
+) -> Result<(), strata_scheduler::OpError> {
+    let _ = store.pin(&[Resource::Layer(*diff_id)]);
+    if layers.has(diff_id) {
+        Ok(())
+    } else {
+        Err(strata_scheduler::OpError::new(format!(
+            "layer {diff_id} was removed by a concurrent garbage collection while this build \
+             stored it; run the build again"
+        )))
+    }
+}
+
 /// Whether a RUN of this process mounted a cache (which may have grown).
 static CACHE_MOUNT_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -186,11 +186,7 @@ pub fn ensure_layer(
         Box::new(raw)
     };
     let applied = layers.apply(reader, None).map_err(OpError::new)?;
-    crate::records::pin(
-        store,
-        &memo,
-        &[strata_store::Resource::Layer(applied.diff_id)],
-    );
+    crate::records::pin_stored(store, layers, &applied.diff_id)?;
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

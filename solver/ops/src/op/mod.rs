@@ -43,6 +43,7 @@ pub(crate) fn commit_layer_after(
     prev: Option<&strata_digest::Digest>,
 ) -> Result<strata_digest::Digest, OpError> {
     let c = layers.commit_incremental(new, prev).map_err(OpError::new)?;
+    crate::records::pin_stored(store, layers, &c.diff_id)?;
     let _ = store.record_compressed(&c.diff_id, UNCOMPRESSED, 0, &c.diff_id, c.size);
     Ok(c.diff_id)
 }
