@@ -206,6 +206,9 @@ fn config_id(_store: &Store, manifest: &ImageManifest) -> String {
 fn import(store: &Store, tarball: &Path, name: &str) -> anyhow::Result<ExitCode> {
     let full = full_name(name)?;
     let layers = Arc::new(strata_snapshot::Layers::new(store.root(), store.tmp_dir())?);
+    // The process's lease before the layer exists: a concurrent collection leaves
+    // files newer than it alone until the image is named.
+    store.hold()?;
     let reader: Box<dyn Read + Send> = if tarball.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
