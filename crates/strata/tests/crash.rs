@@ -1,9 +1,10 @@
 //! Crash safety through the real binary: builds killed with SIGKILL at random points
-//! (during a RUN, a layer write, a commit, an export), each followed by a build that
-//! must succeed with the right result and a `strata system check` that must come out
-//! clean, with no mount or container of the killed process left behind; and a blob
-//! corrupted on disk, which `system check` names and `--repair` removes so the next
-//! build succeeds.
+//! (during a RUN, a layer write, a commit, an export; every fourth beside a garbage
+//! collection of the whole cache, killed too if still running), each followed by a
+//! build that must succeed with the right result and a `strata system check` that must
+//! come out clean, with no mount or container of the killed process left behind; and a
+//! blob corrupted on disk, which `system check` names and `--repair` removes so the
+//! next build succeeds.
 //!
 //! The kill points come from a seeded generator: the seed is printed, and
 //! `STRATA_CRASH_SEED=N` replays a run (`STRATA_CRASH_KILLS` changes the number of kills).
@@ -221,6 +222,16 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // Every fourth round a garbage collection of the whole build cache runs beside
+        // the build, and is killed at the same point if it is still running.
+        let mut gc = (round % 4 == 0).then(|| {
+            s.cmd()
+                .args(["cache", "prune", "--all", "--force"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        });
         let rx = events(child.stderr.take().unwrap());
         let mut last = String::from("(no event yet)");
         for _ in 0..after_events {
@@ -236,6 +247,13 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
             killed += 1;
         }
         child.wait().unwrap();
+        if let Some(gc) = &mut gc {
+            if gc.try_wait().unwrap().is_none() {
+                gc.kill().unwrap();
+                *phases.entry("(a gc killed)".into()).or_default() += 1;
+            }
+            gc.wait().unwrap();
+        }
         last = rx.try_iter().last().map_or(last, |e| e);
         let phase = if finished {
             "(finished before the kill)".to_string()
