@@ -224,7 +224,7 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
             .unwrap();
         // Every fourth round a garbage collection of the whole build cache runs beside
         // the build, and is killed at the same point if it is still running.
-        let mut gc = (round % 4 == 0).then(|| {
+        let mut gc = round.is_multiple_of(4).then(|| {
             s.cmd()
                 .args(["cache", "prune", "--all", "--force"])
                 .stdout(Stdio::null())
