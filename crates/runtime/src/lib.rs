@@ -17,6 +17,7 @@ mod oci;
 mod rootfs;
 pub mod seccomp;
 pub mod spec;
+mod stale;
 mod stubs;
 mod user;
 

@@ -147,8 +147,10 @@ impl OciRuntime {
     /// Picks the runtime for `choice`. `Auto` tries crun once with a probe container
     /// (crun 1.8 refuses cgroup v1 hybrid hosts, which `crun --version` does not tell)
     /// and falls back to runc, saying why in [`Selected::note`]. Blocking (it may run
-    /// the probe).
+    /// the probe). First removes the cgroups that containers of killed strata
+    /// processes left behind.
     pub fn select(choice: &RuntimeChoice, work: &Path) -> Result<Selected> {
+        crate::stale::remove_stale();
         let named = |name: &str| {
             find_in_path(name).ok_or_else(|| Error::RuntimeNotFound {
                 name: name.to_string(),
