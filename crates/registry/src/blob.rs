@@ -41,12 +41,36 @@ impl Client {
         repo: &Reference,
         digest: &Digest,
         size: Option<u64>,
+        make_writer: impl FnMut() -> io::Result<W>,
+    ) -> Result<W> {
+        self.get_blob_checked(repo, digest, size, true, make_writer)
+    }
+
+    /// [`Client::get_blob`] for a writer that hashes what it receives and checks the
+    /// digest itself (the local store's blob writer does, when it commits): the bytes
+    /// are counted against `size` here, not hashed a second time.
+    pub fn get_blob_hashed_by_writer<W: Write>(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        make_writer: impl FnMut() -> io::Result<W>,
+    ) -> Result<W> {
+        self.get_blob_checked(repo, digest, Some(size), false, make_writer)
+    }
+
+    fn get_blob_checked<W: Write>(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: Option<u64>,
+        hash: bool,
         mut make_writer: impl FnMut() -> io::Result<W>,
     ) -> Result<W> {
         let what = format!("{}@{digest}", repo.name());
         let mut attempt = 1;
         loop {
-            match self.get_blob_once(repo, &what, digest, size, &mut make_writer) {
+            match self.get_blob_once(repo, &what, digest, size, hash, &mut make_writer) {
                 Ok(w) => return Ok(w),
                 Err(e) if attempt < self.inner.opts.attempts && is_transient(&e) => {
                     self.bump(|s| s.retries += 1);
@@ -64,6 +88,7 @@ impl Client {
         what: &str,
         digest: &Digest,
         size: Option<u64>,
+        hash: bool,
         make_writer: &mut impl FnMut() -> io::Result<W>,
     ) -> Result<W> {
         let mut resp = self.send(Request {
@@ -85,7 +110,7 @@ impl Client {
             context: "opening the destination",
             source,
         })?;
-        let mut hashing = HashingWriter::new(writer);
+        let mut hashing = Destination::new(writer, hash);
         let limit = size.map_or(u64::MAX, |s| s + 1);
         let mut reader = resp
             .body_mut()
@@ -139,7 +164,7 @@ impl Client {
                 });
             }
         }
-        if actual != *digest {
+        if let Some(actual) = actual.filter(|a| a != digest) {
             return Err(RegistryError::DigestMismatch {
                 what: what.into(),
                 expected: *digest,
@@ -395,6 +420,53 @@ impl Client {
                 Ok(digest)
             }
             s => Err(status_error(&what, "PUT manifest", s, resp)),
+        }
+    }
+}
+
+/// Where a blob's bytes go: hashed on the way, or only counted.
+enum Destination<W: Write> {
+    Hashing(HashingWriter<W>),
+    Counting(W, u64),
+}
+
+impl<W: Write> Destination<W> {
+    fn new(w: W, hash: bool) -> Self {
+        if hash {
+            Destination::Hashing(HashingWriter::new(w))
+        } else {
+            Destination::Counting(w, 0)
+        }
+    }
+
+    /// The digest (when hashed), the byte count and the writer.
+    fn finish(self) -> (Option<Digest>, u64, W) {
+        match self {
+            Destination::Hashing(h) => {
+                let (d, n, w) = h.finish();
+                (Some(d), n, w)
+            }
+            Destination::Counting(w, n) => (None, n, w),
+        }
+    }
+}
+
+impl<W: Write> Write for Destination<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Destination::Hashing(h) => h.write(buf),
+            Destination::Counting(w, n) => {
+                let k = w.write(buf)?;
+                *n += k as u64;
+                Ok(k)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Destination::Hashing(h) => h.flush(),
+            Destination::Counting(w, _) => w.flush(),
         }
     }
 }

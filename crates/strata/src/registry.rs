@@ -166,13 +166,23 @@ fn pull_image(
     }
     each_parallel(&missing, PULL_PARALLELISM, |d| {
         let meter = t.blob(&d.digest, d.size);
-        let w = client.get_blob(r, &d.digest, Some(d.size), || {
+        // The store's writer hashes what it writes and its commit checks the digest.
+        let w = client.get_blob_hashed_by_writer(r, &d.digest, d.size, || {
             Ok(counted(
                 &meter,
                 store.blob_writer().map_err(std::io::Error::other)?,
             ))
         })?;
-        w.inner.commit(Some(&d.digest))?;
+        w.inner.commit(Some(&d.digest)).map_err(|e| match e {
+            strata_store::StoreError::DigestMismatch { .. } => {
+                anyhow::Error::from(e).context(format!(
+                    "{}@{}: content does not match its digest",
+                    r.name(),
+                    d.digest
+                ))
+            }
+            e => e.into(),
+        })?;
         Ok(())
     })?;
     for b in &blobs {

@@ -90,7 +90,9 @@ pub fn run() -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         crate::bench_run::loadavg()
     );
-    let oci_src = format!("oci:{}:{}", layout.display(), NAME);
+    // The layout names the image by its tag (`org.opencontainers.image.ref.name`).
+    let tag = NAME.rsplit(':').next().unwrap_or(NAME);
+    let oci_src = format!("oci:{}:{tag}", layout.display());
 
     let [mut s_push, mut k_push, mut s_repush, mut k_repush, mut s_pull, mut k_pull] =
         std::array::from_fn::<Samples, 6, _>(|_| Samples::default());
