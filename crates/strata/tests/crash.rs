@@ -195,6 +195,7 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
     let mut phases = std::collections::BTreeMap::<String, usize>::new();
     let loop_start = Instant::now();
     let mut killed = 0;
+    let mut killed_pids = Vec::new();
     let mut round = 0u64;
     while killed < kills {
         assert!(
@@ -245,6 +246,7 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
         if !finished {
             child.kill().unwrap(); // SIGKILL, to strata alone
             killed += 1;
+            killed_pids.push(child.id());
         }
         child.wait().unwrap();
         if let Some(gc) = &mut gc {
@@ -300,6 +302,26 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
         phases.len() >= 4,
         "the kills should land in several phases: {phases:?}"
     );
+
+    // The next RUN that picks a runtime removes the killed builds' container cgroups.
+    let mut last = s.cmd();
+    last.args(build_args(&bc, 0, 2, scratch.path()))
+        .arg("--no-cache")
+        .arg(ctx.path());
+    run_ok(&mut last);
+    let cgroups: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|h| std::fs::read_dir(h.path()).into_iter().flatten().flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            killed_pids
+                .iter()
+                .any(|pid| n.starts_with(&format!("strata-{pid}-")))
+        })
+        .collect();
+    assert_eq!(cgroups, Vec::<String>::new(), "cgroups of killed builds");
 }
 
 /// `system check` exits 1 naming the damaged `kind` (`blob`, `layer`) `name`;
