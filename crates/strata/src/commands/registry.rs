@@ -88,8 +88,8 @@ pub struct PushOptions {
     /// Blobs uploaded at once.
     #[arg(long, value_name = "N", default_value_t = registry::PUSH_PARALLELISM)]
     pub push_parallelism: usize,
-    /// Upload blobs larger than SIZE in chunks of SIZE (bytes, or with a K, M or G
-    /// suffix: KiB, MiB, GiB) instead of one request each.
+    /// Upload blobs larger than SIZE in chunks of SIZE (`16M`, `64KiB`, `4096`)
+    /// instead of one request each.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub chunk_size: Option<u64>,
     #[command(flatten)]
@@ -198,23 +198,11 @@ pub fn push_stored(
     Ok(digest)
 }
 
-/// `4096`, `64K`, `16M`, `1G` (binary multiples).
+/// A chunk size as `gc` reads sizes (`16M`, `64KiB`, `1MB`, `4096`), above zero.
 fn parse_size(s: &str) -> Result<u64, String> {
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mult = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                _ => return Err(format!("{s:?}: unknown suffix (K, M or G)")),
-            };
-            (&s[..i], mult)
-        }
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{s:?}: expected a size in bytes (> 0), e.g. 16M"))
+    match super::gc_auto::parse_size(s) {
+        Ok(0) => Err(format!("{s:?}: a chunk holds at least one byte")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e:#}")),
+    }
 }
