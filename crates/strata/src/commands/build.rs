@@ -23,6 +23,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         return check(&def, root);
     }
     // Outputs are parsed before any work, so a typo fails fast.
+    crate::remote_cache::check(&args.cache_io)?;
     let mut outs = Vec::new();
     for o in &args.outputs {
         let out = outputs::parse(o)?;

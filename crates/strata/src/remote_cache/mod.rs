@@ -39,6 +39,22 @@ pub struct CacheIoArgs {
     pub cache_from: Vec<String>,
 }
 
+type Specs = (Vec<CacheTo>, Vec<spec::CacheFrom>);
+
+fn parse(args: &CacheIoArgs) -> Result<Specs, crate::diagnostics::Usage> {
+    let to = args.cache_to.iter().map(|s| spec::parse_to(s));
+    let from = args.cache_from.iter().map(|s| spec::parse_from(s));
+    Ok((
+        to.collect::<Result<_, _>>()?,
+        from.collect::<Result<_, _>>()?,
+    ))
+}
+
+/// Checks the flags before any work, so a typo fails fast.
+pub fn check(args: &CacheIoArgs) -> Result<(), crate::diagnostics::Usage> {
+    parse(args).map(drop)
+}
+
 /// One build's cache import and export.
 pub struct Session {
     to: Vec<CacheTo>,
@@ -63,16 +79,7 @@ impl Session {
         (graph, target): (&strata_graph::Graph, strata_graph::VertexId),
         quiet: bool,
     ) -> Result<Self> {
-        let to = args
-            .cache_to
-            .iter()
-            .map(|s| spec::parse_to(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let from = args
-            .cache_from
-            .iter()
-            .map(|s| spec::parse_from(s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (to, from) = parse(args)?;
         let mut session = Session {
             to,
             store: store.clone(),
