@@ -79,13 +79,71 @@ impl PendingLock {
 
     fn take(self, blocking: bool) -> Result<Option<KeyLock>> {
         let PendingLock { key, path } = self;
-        let file = open_lock_file(&path)?;
-        let taken = flock_exclusive(file.file(), blocking).map_err(|source| StoreError::Lock {
-            what: format!("key {key:?}"),
-            path: path.clone(),
-            source,
-        })?;
-        Ok(taken.then_some(KeyLock { key, _file: file }))
+        loop {
+            let file = open_lock_file(&path)?;
+            let taken =
+                flock_exclusive(file.file(), blocking).map_err(|source| StoreError::Lock {
+                    what: format!("key {key:?}"),
+                    path: path.clone(),
+                    source,
+                })?;
+            if !taken {
+                return Ok(None);
+            }
+            // Unused lock files are removed by their lock's holder (`prune_locks`): if
+            // ours went while we waited, we hold a lock nobody else will look at.
+            if same_file(file.file(), &path)? {
+                return Ok(Some(KeyLock { key, _file: file }));
+            }
+        }
+    }
+}
+
+/// Whether `path` still names the file open as `file`.
+fn same_file(file: &std::fs::File, path: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    match fs_err::metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Store {
+    /// Removes the lock files of keys nobody holds or waits for; returns how many went.
+    /// Safe beside running builds: a file is removed while its lock is held, and a
+    /// process that was waiting on the removed file notices and locks the new one.
+    pub fn prune_locks(&self) -> Result<usize> {
+        let mut removed = 0;
+        for entry in fs_err::read_dir(self.inner.root.join("locks"))? {
+            let path = entry?.path();
+            let named = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !named {
+                continue; // the tmp/ cleaner's lock
+            }
+            let file = match fs_err::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let free = flock_exclusive(file.file(), false).map_err(|source| StoreError::Lock {
+                what: "an unused key lock".into(),
+                path: path.clone(),
+                source,
+            })?;
+            if free && same_file(file.file(), &path)? {
+                match fs_err::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -208,6 +266,57 @@ mod tests {
         drop(held);
         assert_eq!(rx.recv().unwrap(), "k");
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn unused_lock_files_are_pruned_and_held_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        drop(store.lock("unused").unwrap());
+        let held = store.lock("held").unwrap();
+        assert_eq!(store.prune_locks().unwrap(), 1);
+        assert!(!store.lock_path("unused").exists());
+        assert!(store.lock_path("held").exists());
+        assert!(store.try_lock("held").unwrap().is_none());
+        drop(held);
+        assert_eq!(store.prune_locks().unwrap(), 1);
+        assert!(dir.path().join("locks/tmp-cleaner.lock").is_file());
+    }
+
+    /// How many of this process's descriptors are open on `path`.
+    fn open_on(path: &Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+            .count()
+    }
+
+    #[test]
+    fn a_waiter_whose_file_was_pruned_locks_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let path = store.lock_path("k");
+        let held = store.lock("k").unwrap();
+        let pending = store.pending_lock("k");
+        let waiter = std::thread::spawn(move || pending.wait().unwrap());
+        while open_on(&path) < 2 {
+            std::thread::yield_now(); // until the waiter has the file open
+        }
+        // The file is unlinked while the waiter waits on it (as a pruner holding the
+        // lock would), and a newcomer locks a fresh file at the path.
+        std::fs::remove_file(&path).unwrap();
+        let newcomer = store.try_lock("k").unwrap().expect("a fresh file is free");
+        // The waiter gets the old file's lock, sees the path names another file, and
+        // waits for the newcomer's.
+        drop(held);
+        drop(newcomer);
+        let theirs = waiter.join().unwrap();
+        assert!(
+            store.try_lock("k").unwrap().is_none(),
+            "the waiter holds the lock the path names, not an orphan"
+        );
+        drop(theirs);
     }
 
     #[test]

@@ -85,6 +85,12 @@ fn builds_at_once(n: usize) {
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(text.trim_end().ends_with(": ok"), "{text}");
     assert!(!text.contains("damaged"), "{text}");
+
+    // The steps' lock files are nobody's now: --repair removes them.
+    let locks = || std::fs::read_dir(s.root().join("locks")).unwrap().count();
+    assert!(locks() > steps.len(), "one lock file per claimed key");
+    s.ok(&["system", "check", "--repair"]);
+    assert_eq!(locks(), 1, "only the tmp/ cleaner's lock stays");
 }
 
 #[test]

@@ -16,7 +16,8 @@ use strata_store::{CheckReport, Problem, Store};
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Remove what is broken: corrupt blobs and layers, stray files, and the cache
-    /// records, image names and compression records that point at missing data.
+    /// records, image names and compression records that point at missing data (and
+    /// lock files nobody holds).
     #[arg(long)]
     pub repair: bool,
     /// Output format.
@@ -37,12 +38,14 @@ pub fn check(args: CheckArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode
         .context("checking the store")?;
     let layers = Layers::new(store.root(), store.tmp_dir()).context("opening the layers")?;
     let verified = verify_layers(&store, &layers, &mut report)?;
-    let repaired = if args.repair {
-        store
+    let (repaired, locks_removed) = if args.repair {
+        let repaired = store
             .repair(&strata_ops::record_info, &report.problems)
-            .context("repairing the store")?
+            .context("repairing the store")?;
+        let locks = store.prune_locks().context("removing unused lock files")?;
+        (repaired, locks)
     } else {
-        Vec::new()
+        (Vec::new(), 0)
     };
     let remaining: Vec<&Problem> = report
         .problems
@@ -61,10 +64,16 @@ pub fn check(args: CheckArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode
                 "images": report.images,
                 "records": report.records,
                 "tmp_removed": report.tmp_removed,
+                "locks_removed": locks_removed,
             });
             crate::stdout::outln!("{}", serde_json::to_string_pretty(&out)?);
         }
-        CheckFormat::Text => print_text(&report, verified, &repaired, remaining.len())?,
+        CheckFormat::Text => {
+            if locks_removed > 0 {
+                crate::stdout::outln!("note: removed {locks_removed} unused lock file(s)");
+            }
+            print_text(&report, verified, &repaired, remaining.len())?
+        }
     }
     Ok(if remaining.is_empty() {
         ExitCode::SUCCESS
