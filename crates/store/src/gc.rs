@@ -374,7 +374,8 @@ impl Store {
                 Ok(moved)
             },
         )?;
-        let freed = before.usage.freed(&|r| moved.contains(r));
+        let moved_set: BTreeSet<&Resource> = moved.iter().collect();
+        let freed = before.usage.freed(&|r| moved_set.contains(r));
         // Deleting the moved files happens outside the transaction; a crash here
         // leaves them in this session's tmp/ directory, which the next open removes.
         trash.close()?;
@@ -593,13 +594,14 @@ impl GcState {
         // A record whose every reference is part of an image frees nothing: keep it.
         candidates.retain(|e| !e.in_use);
         candidates.sort_by_key(|e| (e.record.last_used, e.record.created, e.key));
-        let mut removed: BTreeSet<Digest> = BTreeSet::new();
+        let mut shrink = Shrink::new(self);
+        let size = self.cache_size(&BTreeSet::new());
         let mut chosen = Vec::new();
         for e in candidates {
-            if self.cache_size(&removed) <= keep {
+            if size - shrink.freed <= keep {
                 break;
             }
-            removed.insert(e.key);
+            shrink.remove(e);
             chosen.push(e.key);
         }
         chosen
@@ -646,4 +648,69 @@ impl GcState {
             .filter(|e| e.info.refs.contains(r))
             .count()
     }
+}
+
+/// What removing records one by one frees, kept up to date as they go (reference
+/// counts of resources and of the owners of shared inodes), so least-recently-used
+/// selection is linear in the records rather than quadratic.
+struct Shrink<'a> {
+    state: &'a GcState,
+    /// Records referencing each resource, among those not removed yet.
+    users: BTreeMap<&'a Resource, usize>,
+    /// Live owners of each shared inode (`DiskUsage::shared`).
+    owners: Vec<usize>,
+    /// Shared inodes of each object.
+    inodes: BTreeMap<&'a Resource, Vec<usize>>,
+    freed: u64,
+}
+
+impl<'a> Shrink<'a> {
+    fn new(state: &'a GcState) -> Shrink<'a> {
+        let mut users: BTreeMap<&Resource, usize> = BTreeMap::new();
+        for e in &state.records {
+            for r in distinct(&e.info.refs) {
+                *users.entry(r).or_default() += 1;
+            }
+        }
+        let mut inodes: BTreeMap<&Resource, Vec<usize>> = BTreeMap::new();
+        let mut owners = Vec::new();
+        for (i, (_, os)) in state.usage.shared_inodes().iter().enumerate() {
+            owners.push(os.len());
+            for r in os.iter().flatten() {
+                inodes.entry(r).or_default().push(i);
+            }
+        }
+        Shrink {
+            state,
+            users,
+            owners,
+            inodes,
+            freed: 0,
+        }
+    }
+
+    fn remove(&mut self, e: &'a RecordEntry) {
+        for r in distinct(&e.info.refs) {
+            let n = self.users.get_mut(r).expect("counted in new");
+            *n -= 1;
+            if *n > 0 || self.state.image_refs.contains(r) {
+                continue;
+            }
+            let Some(u) = self.state.usage.objects.get(r) else {
+                continue;
+            };
+            self.freed += u.exclusive;
+            for &i in self.inodes.get(r).map_or(&[][..], |v| v.as_slice()) {
+                self.owners[i] -= 1;
+                if self.owners[i] == 0 {
+                    self.freed += self.state.usage.shared_inodes()[i].0;
+                }
+            }
+        }
+    }
+}
+
+/// `refs` without repeats (a merged chain may hold a layer twice).
+fn distinct(refs: &[Resource]) -> BTreeSet<&Resource> {
+    refs.iter().collect()
 }

@@ -90,6 +90,11 @@ impl DiskUsage {
         Ok(walk.finish())
     }
 
+    /// Inodes held by more than one owner: size and owners (`None`: the rest).
+    pub(crate) fn shared_inodes(&self) -> &[(u64, Vec<Option<Resource>>)] {
+        &self.shared
+    }
+
     /// Bytes that removing every object in `dead` would free: their exclusive bytes and
     /// the shared inodes whose owners are all dead.
     pub fn freed(&self, dead: &dyn Fn(&Resource) -> bool) -> u64 {
