@@ -69,7 +69,7 @@ pub(super) fn cache_dir(
     }
     match seed {
         None => make_empty(&path, spec.owner)?,
-        Some(s) => make_seeded(&base, &path, &s.root, s.from_context)?,
+        Some(s) => make_seeded(env.store.tmp_dir(), &path, &s.root, s.from_context)?,
     }
     Ok(path)
 }
@@ -197,13 +197,14 @@ fn seed(
     })
 }
 
-/// Copies `src` into a new directory beside `path` and renames it into place (unless
-/// another process got there first).
-fn make_seeded(base: &Path, path: &Path, src: &Path, from_context: bool) -> Result<(), OpError> {
+/// Copies `src` into a new directory in `scratch` (the store's tmp/ session, on the
+/// same file system, which a killed process does not leave behind) and renames it into
+/// place (unless another process got there first).
+fn make_seeded(scratch: &Path, path: &Path, src: &Path, from_context: bool) -> Result<(), OpError> {
     let tmp = tempfile::Builder::new()
-        .prefix(".seed-")
-        .tempdir_in(base)
-        .map_err(|e| err(format!("{}: {e}", base.display())))?;
+        .prefix("seed-")
+        .tempdir_in(scratch)
+        .map_err(|e| err(format!("{}: {e}", scratch.display())))?;
     let fill = tmp.path().join("dir");
     let empty = tmp.path().join("empty");
     for d in [&fill, &empty] {
