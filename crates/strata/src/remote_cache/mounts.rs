@@ -106,9 +106,11 @@ pub fn restore(store: &Store, layers: &Layers, entry: &MountEntry) -> Result<boo
     }
     let base = store.root().join("cache-mounts");
     fs_err::create_dir_all(&base)?;
+    // Staged in this process's tmp/ session (same file system), which a killed
+    // process does not leave behind, unlike a directory beside the cache mounts.
     let staged = tempfile::Builder::new()
-        .prefix(".restoring-")
-        .tempdir_in(&base)?;
+        .prefix("restoring-")
+        .tempdir_in(store.tmp_dir())?;
     let content = staged.path().join("content");
     strata_snapshot::materialize(layers, &Chain(vec![entry.diff_id]), &content)?;
     let restored = fs_err::rename(&content, &target);
