@@ -374,6 +374,20 @@ fn a_corrupt_blob_is_reported_repaired_and_rebuilt() {
     bytes[middle] ^= 0x01;
     std::fs::write(&victim, &bytes).unwrap();
 
+    let out = s.run(&["system", "check", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["damaged"], true, "{report}");
+    assert_eq!(
+        report["problems"],
+        serde_json::json!([{
+            "problem": "corrupt_blob",
+            "digest": digest,
+            "actual": sha256(&bytes),
+        }]),
+        "{report}"
+    );
+
     check_then_repair(&s, "blob", &digest);
     assert!(!victim.exists());
 
