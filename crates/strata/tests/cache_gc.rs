@@ -560,9 +560,15 @@ fn system_df_and_prune() {
             .count()
     };
     let before = blobs(e.root());
+    let locks = |root: &Path| std::fs::read_dir(root.join("locks")).unwrap().count();
+    assert!(locks(e.root()) > 2, "one lock file per step built");
     let out = e.ok(&["system", "prune", "--all", "-f"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert!(blobs(e.root()) < before);
+    assert!(
+        locks(e.root()) <= 1,
+        "nobody holds them (but the prune's own session)"
+    );
     assert!(e.records().is_empty());
     assert!(
         layer_dirs(e.root()).is_empty(),

@@ -376,6 +376,13 @@ fn confirm_and_prune(
     let store = crate::store::open(root)?;
     let report = store.prune(&strata_ops::record_info, opts)?;
     print_report(&report);
+    if opts.orphan_blobs {
+        // `system prune`: also the lock files of steps nobody is building.
+        let locks = store.prune_locks()?;
+        if locks > 0 {
+            eprintln!("removed {locks} unused lock file(s)");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
