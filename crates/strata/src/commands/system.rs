@@ -1,5 +1,5 @@
-//! `strata system …`: the store as a whole. One module per subcommand: `df` and `prune`
-//! live in `gc_cmd.rs` beside the cache commands.
+//! `strata system …`: the store as a whole. `df` and `prune` live in `gc_cmd.rs` beside
+//! the cache commands, `check` in `check.rs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
