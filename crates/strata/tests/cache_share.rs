@@ -522,3 +522,74 @@ fn cache_mounts_are_exported_within_the_cap_and_restored_into_a_fresh_root() {
     );
     assert!(layout_cache(&plain).get("mounts").is_none());
 }
+
+/// A cache re-exported with another compression keeps the earlier blobs of layers the
+/// re-export never fetched; importing it must not take those as blobs of the new
+/// compression (an image export would label a zstd blob gzip).
+#[test]
+fn mixed_compression_caches_never_mislabel_blobs() {
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
+    let ctx = ctx();
+    let (out, zstd_dir, _a, _) = export_local(&ctx, &layout, "mode=max,compression=zstd");
+    let gzip_dir = out.path().join("gzip");
+    let b = Strata::new();
+    build(
+        &b,
+        &ctx,
+        &layout,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", arg(&zstd_dir)),
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", arg(&gzip_dir)),
+        ],
+    );
+    let cache = layout_cache(&gzip_dir);
+    let junk = junk_layer(&cache);
+    let entry = cache["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["diffID"].as_str().unwrap().ends_with(&junk))
+        .unwrap()
+        .clone();
+    assert!(
+        entry["blob"]["mediaType"]
+            .as_str()
+            .unwrap()
+            .ends_with("+zstd"),
+        "the unfetched layer keeps its zstd blob: {entry}"
+    );
+
+    // The builder stage's image holds that layer: every blob of its gzip export is gzip
+    // (no epoch: then exports reuse the compressed blobs the store has recorded).
+    let c = Strata::new();
+    let image = out.path().join("image");
+    c.build(
+        ctx.path(),
+        &[
+            "--build-context",
+            &busybox_context("busybox", &layout),
+            "--target",
+            "builder",
+            "--cache-from",
+            &format!("type=local,src={}", arg(&gzip_dir)),
+            "-o",
+            &format!("type=oci,dest={},tar=false", arg(&image)),
+        ],
+    );
+    let index = read_json(&image.join("index.json"));
+    let manifest = layout_blob(&image, index["manifests"][0]["digest"].as_str().unwrap());
+    for l in manifest["layers"].as_array().unwrap() {
+        assert!(l["mediaType"].as_str().unwrap().ends_with("+gzip"), "{l}");
+        let hex = l["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap();
+        let bytes = std::fs::read(image.join("blobs/sha256").join(hex)).unwrap();
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "{l} is not gzip");
+    }
+}

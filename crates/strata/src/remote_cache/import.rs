@@ -326,7 +326,12 @@ impl Fetcher {
                     Box::new(raw)
                 };
                 let applied = self.layers.apply(reader, Some(diff_id))?;
-                if let Some((algorithm, level)) = &layer.compression {
+                // Only when the blob is what the cache says (a re-export may keep
+                // blobs of another algorithm from an earlier cache).
+                let matching = |(algorithm, _): &&(String, i32)| {
+                    blob.media_type.ends_with(&format!("+{algorithm}"))
+                };
+                if let Some((algorithm, level)) = layer.compression.as_ref().filter(matching) {
                     self.store.record_compressed(
                         diff_id,
                         algorithm,
