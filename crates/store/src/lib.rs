@@ -10,11 +10,18 @@
 //! ```text
 //! blobs/sha256/<hex>   content, written to tmp/ then fsynced and renamed in
 //! meta.db              SQLite: images, cache records, compression records, leases
-//! tmp/<pid>-<rand>/    one locked session per open Store; stale ones removed on open
-//! locks/<hex>          flock files for Store::lock (hex = sha256 of the key)
+//! tmp/<pid>-<rand>/    one locked session per open Store; stale ones reaped (their
+//!                      procs/ pid files and holders killed, mounts detached) and
+//!                      removed on open
+//! locks/<hex>          flock files for Store::lock (hex = sha256 of the key); the
+//!                      solver claims a cache key here before running its vertex
+//!                      (Store::prune_locks removes unheld ones)
 //! layers/              owned by strata-snapshot; only created here (and removed by GC)
 //! cache-mounts/        RUN --mount=type=cache directories (removed by GC)
 //! ```
+//!
+//! [`Store::check`] verifies all of it (and [`Store::repair`] removes what is broken):
+//! `strata system check`.
 //!
 //! # Why SQLite
 //!
