@@ -16,10 +16,10 @@ use std::time::{Duration, SystemTime};
 /// The subdirectory of a session that holds pid files.
 pub(crate) const PROCS: &str = "procs";
 
-/// Kills the processes named in `session/procs/` and every other process that has its
-/// working directory or an open file under `session` (a runtime's helper that was
-/// waiting for its killed parent, holding a fifo there), then detaches every mount at
-/// or under `session`, deepest first.
+/// Kills the processes named in `session/procs/` and every other process that has a
+/// file open under `session` (a runtime's helper that was waiting for its killed
+/// parent, holding a fifo there), then detaches every mount at or under `session`,
+/// deepest first.
 pub(crate) fn reap(session: &Path) {
     if let Ok(entries) = std::fs::read_dir(session.join(PROCS)) {
         for entry in entries.flatten() {
@@ -67,7 +67,8 @@ fn kill_recorded(file: &Path) {
     }
 }
 
-/// Other processes whose working directory or an open file is under `dir`.
+/// Other processes with a file open under `dir` (not merely a working directory: a
+/// shell someone left there is not ours to kill).
 fn holders(dir: &Path) -> Vec<rustix::process::Pid> {
     let me = rustix::process::getpid();
     let Ok(procs) = std::fs::read_dir("/proc") else {
@@ -84,9 +85,9 @@ fn holders(dir: &Path) -> Vec<rustix::process::Pid> {
         .filter_map(|e| {
             let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
             let pid = rustix::process::Pid::from_raw(pid).filter(|p| *p != me)?;
-            let fds = std::fs::read_dir(e.path().join("fd")).ok()?;
-            let holds = under(&e.path().join("cwd")) || fds.flatten().any(|fd| under(&fd.path()));
-            holds.then_some(pid)
+            let mut fds = std::fs::read_dir(e.path().join("fd")).ok()?;
+            fds.any(|fd| fd.is_ok_and(|fd| under(&fd.path())))
+                .then_some(pid)
         })
         .collect()
 }
