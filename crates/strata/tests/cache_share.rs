@@ -387,6 +387,33 @@ fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image
     );
     assert_eq!(requests(&reg, "PUT", "/blobs/uploads/"), uploads_first);
     assert!(again.stderr.contains("(0 written)"), "{}", again.stderr);
+
+    // Pushing the image to another repository mounts the layers the import brought
+    // (their blobs came from the cache repository): only its config is uploaded.
+    let app = format!("{}/team/image:v1", reg.addr);
+    let c = Strata::new();
+    let uploads = requests(&reg, "POST", "/blobs/uploads/ ");
+    let bb = busybox_context("busybox", &layout);
+    c.build(
+        ctx.path(),
+        &[
+            "--build-context",
+            &bb,
+            "--cache-from",
+            &cache,
+            "--push",
+            "-t",
+            &app,
+        ],
+    );
+    let mounts = requests(&reg, "POST", "/blobs/uploads/?mount=");
+    assert!(mounts >= 4, "{mounts} mounts\n{}", reg.log());
+    assert_eq!(
+        requests(&reg, "POST", "/blobs/uploads/ "),
+        uploads + 1,
+        "{}",
+        reg.log()
+    );
 }
 
 #[test]
@@ -397,7 +424,9 @@ fn inline_cache_in_a_pushed_image_serves_a_fresh_root() {
     let image = format!("{}/team/app:v1", reg.addr);
     let bb = busybox_context("busybox", &layout);
     let a = Strata::new();
-    // No epoch: with one the image's layers are rewritten and inline is refused.
+    // No epoch: with one the image's layers are rewritten and inline is refused. A
+    // registry cache exported beside it mounts the image's layers, pushed just before.
+    let min_cache = format!("type=registry,ref={}/team/cache:min", reg.addr);
     let first = a.build(
         ctx.path(),
         &[
@@ -405,12 +434,16 @@ fn inline_cache_in_a_pushed_image_serves_a_fresh_root() {
             &bb,
             "--cache-to",
             "type=inline",
+            "--cache-to",
+            &min_cache,
             "--push",
             "-t",
             &image,
         ],
     );
     assert!(first.cached().is_empty(), "{}", first.stderr);
+    let mounts = requests(&reg, "POST", "/v2/team/cache/blobs/uploads/?mount=");
+    assert!(mounts >= 4, "{mounts} mounts\n{}", reg.log());
 
     let b = Strata::new();
     let again = b.build(

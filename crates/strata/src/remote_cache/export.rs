@@ -259,7 +259,9 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 
 /// Pushes the artifact under `r`'s tag: blobs in `known` (imported from this
 /// repository or pushed in this run) are neither checked nor uploaded; the others are
-/// checked with HEAD and uploaded, `crate::registry::PUSH_PARALLELISM` at a time.
+/// checked with HEAD, mounted from another repository of the registry known to hold
+/// them, or uploaded, `crate::registry::PUSH_PARALLELISM` at a time; every blob is
+/// then recorded as held there, for later mounts.
 /// Returns how many blobs were uploaded; `known` gains what the registry now has.
 pub fn push(
     client: &Client,
@@ -288,6 +290,14 @@ pub fn push(
                     if client.head_blob(r, &d.digest, Access::Push)?.is_some() {
                         return Ok(());
                     }
+                    // Another repository of the registry has it (an image pushed or
+                    // pulled): a cross-repository mount moves no bytes.
+                    let origins = store.blob_origins(&d.digest, &r.registry)?;
+                    for from in origins.iter().filter(|f| **f != r.repository) {
+                        if client.mount_blob(r, &d.digest, from)? {
+                            return Ok(());
+                        }
+                    }
                     let open = || -> std::io::Result<Box<dyn std::io::Read + Send>> {
                         Ok(Box::new(
                             store.open_blob(&d.digest).map_err(std::io::Error::other)?,
@@ -311,6 +321,9 @@ pub fn push(
         return Err(e);
     }
     known.extend(todo.iter().map(|d| d.digest));
+    for d in manifest.layers.iter().chain([&manifest.config]) {
+        store.record_blob_origin(&d.digest, &r.registry, &r.repository)?;
+    }
     let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
     client.put_manifest(
         r,

@@ -69,6 +69,8 @@ impl Origin {
                     store.blob_writer().map_err(std::io::Error::other)
                 })?;
                 w.commit(Some(&desc.digest))?;
+                // A later push to another repository there mounts it instead.
+                store.record_blob_origin(&desc.digest, &repo.registry, &repo.repository)?;
             }
         }
         Ok(())
