@@ -28,6 +28,8 @@ pub struct Remote {
     pub client: Client,
     /// `--pull`: check the registry even when the store has the tag.
     pub always: bool,
+    /// The build's display: a pull shows as `[internal] pull REF` with each blob.
+    pub reporter: Arc<dyn Reporter>,
 }
 
 pub fn client() -> Result<Client> {
@@ -120,6 +122,17 @@ pub fn pull(
 ) -> Result<ImageRecord> {
     let t = Transfer::start(reporter, "pull", &r.to_string());
     t.finish(pull_image(store, client, r, platform, &t))
+}
+
+/// [`pull`] for a build's `FROM`: shown as the `[internal] pull REF` step.
+pub fn pull_for_build(
+    store: &Store,
+    r: &Reference,
+    platform: &Platform,
+    remote: &Remote,
+) -> Result<ImageRecord> {
+    let t = Transfer::start(remote.reporter.clone(), "internal", &format!("pull {r}"));
+    t.finish(pull_image(store, &remote.client, r, platform, &t))
 }
 
 fn pull_image(

@@ -36,14 +36,7 @@ impl ImageMetaResolver for LocalResolver {
                         other => return other,
                     }
                 }
-                crate::registry::pull(
-                    store,
-                    &remote.client,
-                    r,
-                    platform,
-                    std::sync::Arc::new(strata_progress::NullReporter),
-                )
-                .map_err(|e| {
+                crate::registry::pull_for_build(store, r, platform, remote).map_err(|e| {
                     match e.downcast_ref::<strata_registry::RegistryError>() {
                         Some(strata_registry::RegistryError::NotFound { .. }) => {
                             ResolveError::NotFound

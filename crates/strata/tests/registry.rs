@@ -102,13 +102,21 @@ fn push_then_pull_into_a_fresh_root_and_build_from_it() {
         ("y", "y\n", 0o644),
     ]);
     let out = ctx2.path().join("out");
-    s2.build(
+    let b2 = s2.build(
         ctx2.path(),
         &["-o", &format!("type=local,dest={}", arg(&out))],
     );
     assert_eq!(
         std::fs::read_to_string(out.join("x")).unwrap(),
         "from the registry\n"
+    );
+    // The pull is an [internal] step of the build, with each blob's progress.
+    assert_eq!(blobs_done(b2.stderr.as_bytes()).len(), 2, "{}", b2.stderr);
+    assert!(
+        b2.names("completed")
+            .contains(&format!("[internal] pull {name}")),
+        "{}",
+        b2.stderr
     );
     assert!(out.join("y").exists());
     let images = String::from_utf8(s2.ok(&["images"]).stdout).unwrap();

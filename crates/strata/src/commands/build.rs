@@ -86,9 +86,11 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
     }
 
     let store = store::open(root)?;
+    let display = progress::reporter(args.progress);
     let remote = crate::registry::Remote {
         client: crate::registry::client()?,
         always: args.pull,
+        reporter: display.clone(),
     };
     let lowered = def.lower_with(false, Some(store.clone()), Some(remote))?;
     let file = def.display_name();
@@ -108,7 +110,6 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
         eprintln!("warning: build-arg {a:?} was not consumed by any stage");
     }
 
-    let display = progress::reporter(args.progress);
     let reporter: Arc<dyn strata_progress::Reporter> = display.clone();
     let history = crate::explain::History::for_build(&store, &def);
     crate::commands::debug_shell::prune(&store);
