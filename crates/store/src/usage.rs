@@ -5,7 +5,9 @@
 //! file, a cache mount) or to the rest (metadata, locks, scratch space, the directories
 //! that hold the objects). An inode linked from several objects (a COPY step hardlinks
 //! the unchanged files of the layer it made last time) is *shared*: it is counted once
-//! in the total and freed only when every object holding it goes.
+//! in the total and freed only when every object holding it goes. The walk stays on
+//! the root's file system and out of `tmp/`, where running steps mount their root file
+//! systems (an open directory there would make their unmount fail).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -56,6 +58,7 @@ impl DiskUsage {
     pub fn scan_skipping(root: &Path, skip: &[PathBuf]) -> io::Result<DiskUsage> {
         let mut walk = Walk {
             skip: skip.to_vec(),
+            dev: std::fs::metadata(root).ok().map(|m| m.dev()),
             ..Walk::default()
         };
         walk.entry(root, None)?;
@@ -83,6 +86,13 @@ impl DiskUsage {
                             walk.entry(&e.path(), None)?;
                         }
                     }
+                }
+                // Scratch space of running processes: their RUN steps' root file
+                // systems are mounted there, and an open directory in one makes its
+                // unmount fail (EBUSY). Only the directory itself counts; it is empty
+                // when no strata process runs.
+                Some("tmp") => {
+                    walk.entry(&path, None)?;
                 }
                 _ => walk.tree(&path, None)?,
             }
@@ -132,6 +142,8 @@ struct Walk {
     /// Inodes with more than one link: size and owners seen so far.
     links: HashMap<(u64, u64), Linked>,
     skip: Vec<PathBuf>,
+    /// The store root's device.
+    dev: Option<u64>,
 }
 
 impl Walk {
@@ -203,7 +215,8 @@ impl Walk {
         let Some(meta) = self.entry(path, owner.clone())? else {
             return Ok(());
         };
-        if meta.is_dir() {
+        // Never into another file system (a mount point), as `du -x`.
+        if meta.is_dir() && self.dev.is_none_or(|d| d == meta.dev()) {
             for entry in read_dir(path)? {
                 self.tree(&entry.path(), owner.clone())?;
             }
