@@ -233,6 +233,24 @@ fn local_cache_mode_min_holds_only_the_final_image_steps() {
         again.stderr
     );
     assert_eq!(again.id, first.id);
+
+    // Several --cache-from merge: a mode=max cache (another root, listed second)
+    // supplies the step the first lacks.
+    let (_out, max_dir, _root, _) = export_local(&ctx, &layout, "mode=max");
+    let c = Strata::new();
+    let both = build(
+        &c,
+        &ctx,
+        &layout,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", arg(&cache_dir)),
+            "--cache-from",
+            &format!("type=local,src={}", arg(&max_dir)),
+        ],
+    );
+    assert!(executed(&both).is_empty(), "{}", both.stderr);
+    assert_eq!(both.id, first.id);
 }
 
 #[test]
