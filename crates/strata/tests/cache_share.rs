@@ -30,6 +30,11 @@ fn arg(p: impl AsRef<Path>) -> String {
     p.as_ref().to_str().unwrap().to_string()
 }
 
+/// `type=local,src=DIR`.
+fn local_src(dir: &Path) -> String {
+    format!("type=local,src={}", arg(dir))
+}
+
 fn ctx() -> TempDir {
     context(&[
         ("Dockerfile", DOCKERFILE, 0o644),
@@ -157,15 +162,7 @@ fn local_cache_mode_max_round_trip_into_a_fresh_root_is_all_cached_and_lazy() {
     }
 
     let b = Strata::new();
-    let again = build(
-        &b,
-        &ctx,
-        &layout,
-        &[
-            "--cache-from",
-            &format!("type=local,src={}", arg(&cache_dir)),
-        ],
-    );
+    let again = build(&b, &ctx, &layout, &["--cache-from", &local_src(&cache_dir)]);
     assert!(
         executed(&again).is_empty(),
         "ran: {:?}\n{}",
@@ -217,15 +214,7 @@ fn local_cache_mode_min_holds_only_the_final_image_steps() {
 
     // A fresh root re-runs the builder's unexported step; the rest hits.
     let b = Strata::new();
-    let again = build(
-        &b,
-        &ctx,
-        &layout,
-        &[
-            "--cache-from",
-            &format!("type=local,src={}", arg(&cache_dir)),
-        ],
-    );
+    let again = build(&b, &ctx, &layout, &["--cache-from", &local_src(&cache_dir)]);
     assert_eq!(
         executed(&again),
         BTreeSet::from([JUNK.to_string()]),
@@ -244,9 +233,9 @@ fn local_cache_mode_min_holds_only_the_final_image_steps() {
         &layout,
         &[
             "--cache-from",
-            &format!("type=local,src={}", arg(&cache_dir)),
+            &local_src(&cache_dir),
             "--cache-from",
-            &format!("type=local,src={}", arg(&max_dir)),
+            &local_src(&max_dir),
         ],
     );
     assert!(executed(&both).is_empty(), "{}", both.stderr);
@@ -546,7 +535,7 @@ fn cache_mounts_are_exported_within_the_cap_and_restored_into_a_fresh_root() {
             "--build-arg",
             "N=2",
             "--cache-from",
-            &format!("type=local,src={}", arg(&cache_dir)),
+            &local_src(&cache_dir),
             "-o",
             &format!("type=local,dest={}", arg(&rootfs)),
         ],
@@ -592,7 +581,7 @@ fn mixed_compression_caches_never_mislabel_blobs() {
         &layout,
         &[
             "--cache-from",
-            &format!("type=local,src={}", arg(&zstd_dir)),
+            &local_src(&zstd_dir),
             "--cache-to",
             &format!("type=local,dest={},mode=max", arg(&gzip_dir)),
         ],
@@ -626,7 +615,7 @@ fn mixed_compression_caches_never_mislabel_blobs() {
             "--target",
             "builder",
             "--cache-from",
-            &format!("type=local,src={}", arg(&gzip_dir)),
+            &local_src(&gzip_dir),
             "-o",
             &format!("type=oci,dest={},tar=false", arg(&image)),
         ],
