@@ -276,6 +276,21 @@ fn a_missing_cache_is_a_warning_and_bad_specs_are_usage_errors() {
     ]);
     assert!(e.contains("unknown type \"s3\""), "{e}");
 
+    // A damaged cache blob fails the build when the layer is needed, saying what to do.
+    let (_out, damaged, _a, _) = export_local(&ctx, &layout, "mode=max");
+    let blobs = damaged.join("blobs/sha256");
+    let biggest = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| p.metadata().unwrap().len())
+        .unwrap();
+    std::fs::write(&biggest, "damaged").unwrap();
+    let fresh = Strata::new();
+    let from = local_src(&damaged);
+    let e = fresh.fails(&["build", "--build-context", &bb, "--cache-from", &from, &c]);
+    assert!(e.contains("blob digest mismatch"), "{e}");
+    assert!(e.contains("hint: the imported cache is damaged"), "{e}");
+
     // A failed export fails the build, unless ignore-error=true.
     let e = s.fails(&[
         "build",

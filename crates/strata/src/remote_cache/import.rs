@@ -399,7 +399,10 @@ impl Fetcher {
 
 impl LayerFetcher for Fetcher {
     fn fetch(&self, diff_id: &Digest) -> Result<(), OpError> {
-        self.fetch_layer(diff_id)
-            .map_err(|e| OpError::new(format!("importing cached layer {diff_id}: {e:#}")))
+        self.fetch_layer(diff_id).map_err(|e| {
+            OpError::new(format!(
+                "importing cached layer {diff_id}: {e:#}\nhint: the imported cache is damaged or incomplete: build without that --cache-from, or export it again"
+            ))
+        })
     }
 }
