@@ -41,14 +41,14 @@ impl Rng {
 const DOCKERFILE: &str = "FROM busybox AS base\n\
     COPY src/ /src/\n\
     ARG V=0\n\
-    RUN seq 1 200000 > /blob && echo $V > /v && cat /src/* | wc -c > /srcsize\n\
+    RUN seq 1 500000 > /blob && echo $V > /v && cat /src/* | wc -c > /srcsize\n\
     FROM busybox\n\
     ARG V=0\n\
     COPY --from=base /blob /v /srcsize /out/\n\
     RUN echo \"v=$(cat /out/v) blob=$(wc -c < /out/blob) src=$(cat /out/srcsize) arg=$V\" > /result\n";
 
 /// Lines `seq` writes in the first RUN; files of the generated context.
-const SEQ: usize = 200_000;
+const SEQ: usize = 500_000;
 const FILES: usize = 16;
 
 /// A context of `files` files of 64 KiB each under `src/`.
