@@ -9,7 +9,6 @@
 //! block is ready, never what it contains. One worker, many, or none (the block
 //! deflated inline) give the same stream.
 
-use std::cell::RefCell;
 use std::io::{self, Write};
 use std::sync::mpsc;
 
@@ -102,11 +101,6 @@ impl<'p> GzipBlocks<'p> {
     }
 }
 
-thread_local! {
-    /// Each thread keeps one raw-deflate state (and its level) to reset per block.
-    static DEFLATE: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
-}
-
 /// Raw deflate of `data` primed with `dictionary`, ending with a sync flush (an empty
 /// stored block, so that the next block starts on a byte boundary) or, for the last
 /// block, with the final block.
@@ -116,17 +110,11 @@ pub(crate) fn deflate_block(
     data: &[u8],
     last: bool,
 ) -> io::Result<Vec<u8>> {
-    DEFLATE.with_borrow_mut(|slot| {
-        let c = match slot {
-            Some((l, c)) if *l == level => {
-                c.reset();
-                c
-            }
-            _ => {
-                let c = Compress::new(flate2::Compression::new(level), false);
-                &mut slot.insert((level, c)).1
-            }
-        };
+    {
+        // A fresh state per block: a reset one that compressed other blocks before can
+        // find different (equally valid) matches, so the bytes would depend on which
+        // worker took which block (zlib-rs keeps hash chains across reset).
+        let c = &mut Compress::new(flate2::Compression::new(level), false);
         if !dictionary.is_empty() {
             c.set_dictionary(dictionary).map_err(io::Error::other)?;
         }
@@ -158,7 +146,7 @@ pub(crate) fn deflate_block(
             }
             out.reserve(out.capacity() / 2 + 64);
         }
-    })
+    }
 }
 
 #[cfg(test)]

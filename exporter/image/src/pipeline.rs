@@ -431,6 +431,23 @@ mod tests {
         }
     }
 
+    /// `seq 1 500000` (3.4 MB): with deflate states reused across blocks, the bytes
+    /// depended on which worker had compressed which blocks before (found by the crash
+    /// test, whose rebuilt blob came out different).
+    #[test]
+    fn gzip_bytes_do_not_depend_on_which_worker_took_which_block() {
+        let gz = Compression::Gzip { level: 6 };
+        let data: Vec<u8> = (1..=500_000u32)
+            .flat_map(|n| format!("{n}\n").into_bytes())
+            .collect();
+        let reference = compress(gz, &Workers::inline(), &data, Pattern::Whole);
+        let w = Workers::new(NonZeroUsize::new(4), gz);
+        for run in 0..3 {
+            let out = compress(gz, &w, &data, Pattern::Whole);
+            assert!(out == reference, "run {run}");
+        }
+    }
+
     #[test]
     fn gzip_is_one_member_with_the_deterministic_header_and_the_right_trailer() {
         let data = sample(5 * gzip_blocks::BLOCK + 77);
