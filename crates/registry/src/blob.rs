@@ -72,12 +72,17 @@ impl Client {
         loop {
             match self.get_blob_once(repo, &what, digest, size, hash, &mut make_writer) {
                 Ok(w) => return Ok(w),
-                Err(e) if attempt < self.inner.opts.attempts && is_transient(&e) => {
+                // The request itself was retried by `send` already; the body's
+                // failures (a reset, a stall, a short body) are retried here.
+                Err(e) if e.retried => return Err(e.error),
+                Err(Failed { error: e, .. })
+                    if attempt < self.inner.opts.attempts && is_transient(&e) =>
+                {
                     self.bump(|s| s.retries += 1);
                     std::thread::sleep(self.backoff(attempt, None));
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.error),
             }
         }
     }
@@ -90,20 +95,24 @@ impl Client {
         size: Option<u64>,
         hash: bool,
         make_writer: &mut impl FnMut() -> io::Result<W>,
-    ) -> Result<W> {
-        let mut resp = self.send(Request {
-            method: Method::GET,
-            url: self.repo_url(repo, &format!("blobs/{digest}")),
-            what,
-            op: "GET blob",
-            registry: &repo.registry,
-            scopes: vec![scope(repo, Access::Pull)],
-            headers: vec![],
-            body: Body::Empty,
-        })?;
+    ) -> Result<W, Failed> {
+        let mut resp = self
+            .send(Request {
+                method: Method::GET,
+                url: self.repo_url(repo, &format!("blobs/{digest}")),
+                what,
+                op: "GET blob",
+                registry: &repo.registry,
+                scopes: vec![scope(repo, Access::Pull)],
+                headers: vec![],
+                body: Body::Empty,
+            })
+            .map_err(Failed::retried)?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
-            return Err(status_error(what, "GET blob", status, resp));
+            return Err(Failed::retried(status_error(
+                what, "GET blob", status, resp,
+            )));
         }
         let writer = make_writer().map_err(|source| RegistryError::Io {
             what: what.into(),
@@ -125,12 +134,14 @@ impl Client {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(self.transport_error(
-                        what,
-                        "reading the blob",
-                        &repo.registry,
-                        ureq::Error::Io(e),
-                    ))
+                    return Err(self
+                        .transport_error(
+                            what,
+                            "reading the blob",
+                            &repo.registry,
+                            ureq::Error::Io(e),
+                        )
+                        .into())
                 }
             };
             hashing
@@ -155,13 +166,15 @@ impl Client {
                             io::ErrorKind::UnexpectedEof,
                             format!("the body ended after {got} of {expected} bytes"),
                         ))),
-                    });
+                    }
+                    .into());
                 }
                 return Err(RegistryError::SizeMismatch {
                     what: what.into(),
                     expected,
                     actual: got,
-                });
+                }
+                .into());
             }
         }
         if let Some(actual) = actual.filter(|a| a != digest) {
@@ -170,7 +183,8 @@ impl Client {
                 expected: *digest,
                 actual,
                 size: got,
-            });
+            }
+            .into());
         }
         Ok(writer)
     }
@@ -294,12 +308,18 @@ impl Client {
         repo: &Reference,
         digest: &Digest,
         size: u64,
-        attempt_once: &dyn Fn(&str) -> Result<()>,
+        attempt_once: &dyn Fn(&str) -> Result<(), Failed>,
     ) -> Result<()> {
         let what = format!("{}@{digest}", repo.name());
         let mut attempt = 1;
         loop {
-            match attempt_once(&what) {
+            let e = match attempt_once(&what) {
+                Ok(()) => Ok(()),
+                // Opening the session was retried by `send` already.
+                Err(f) if f.retried => return Err(f.error),
+                Err(f) => Err(f.error),
+            };
+            match e {
                 Ok(()) => {
                     self.bump(|s| {
                         s.blobs_uploaded += 1;
@@ -358,8 +378,8 @@ impl Client {
         digest: &Digest,
         size: u64,
         open: &dyn Fn() -> io::Result<Box<dyn Read + Send>>,
-    ) -> Result<()> {
-        let base = self.start_upload(repo, what)?;
+    ) -> Result<(), Failed> {
+        let base = self.start_upload(repo, what).map_err(Failed::retried)?;
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}digest={digest}");
         // Not retried on the same session: a failed attempt may have consumed it.
@@ -378,7 +398,7 @@ impl Client {
         )?;
         match resp.status().as_u16() {
             201 | 204 => Ok(()),
-            s => Err(status_error(what, "upload blob", s, resp)),
+            s => Err(status_error(what, "upload blob", s, resp).into()),
         }
     }
 
@@ -467,6 +487,31 @@ impl<W: Write> Write for Destination<W> {
         match self {
             Destination::Hashing(h) => h.flush(),
             Destination::Counting(w, _) => w.flush(),
+        }
+    }
+}
+
+/// A failed attempt, and whether what failed was retried already (by `send`, as far
+/// as the attempts allow), so that the caller does not retry it again.
+pub(crate) struct Failed {
+    pub error: RegistryError,
+    pub retried: bool,
+}
+
+impl Failed {
+    pub(crate) fn retried(error: RegistryError) -> Self {
+        Failed {
+            error,
+            retried: true,
+        }
+    }
+}
+
+impl From<RegistryError> for Failed {
+    fn from(error: RegistryError) -> Self {
+        Failed {
+            error,
+            retried: false,
         }
     }
 }

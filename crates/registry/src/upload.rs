@@ -33,8 +33,10 @@ impl Client {
         size: u64,
         open: &dyn Fn() -> io::Result<Box<dyn Read + Send>>,
         chunk: u64,
-    ) -> Result<()> {
-        let mut url = self.start_upload(repo, what)?;
+    ) -> Result<(), blob::Failed> {
+        let mut url = self
+            .start_upload(repo, what)
+            .map_err(blob::Failed::retried)?;
         let reader = open().map_err(|source| RegistryError::Io {
             what: what.into(),
             context: "opening the blob",
@@ -69,7 +71,7 @@ impl Client {
             )?;
             match resp.status().as_u16() {
                 202 => url = self.location(repo, what, &resp)?,
-                s => return Err(status_error(what, "upload chunk", s, resp)),
+                s => return Err(status_error(what, "upload chunk", s, resp).into()),
             }
             offset += len;
         }
@@ -89,7 +91,7 @@ impl Client {
         )?;
         match resp.status().as_u16() {
             201 | 204 => Ok(()),
-            s => Err(status_error(what, "finish upload", s, resp)),
+            s => Err(status_error(what, "finish upload", s, resp).into()),
         }
     }
 }

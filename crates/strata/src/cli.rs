@@ -175,9 +175,9 @@ pub struct BuildArgs {
     /// Push the result to the registry of every `-t` name (`-o type=registry`).
     #[arg(long)]
     pub push: bool,
-    /// Blobs uploaded at once when pushing.
-    #[arg(long, value_name = "N", default_value_t = crate::registry::PUSH_PARALLELISM)]
-    pub push_parallelism: usize,
+    /// Blobs uploaded at once when pushing (default: the config's, else 4).
+    #[arg(long, value_name = "N")]
+    pub push_parallelism: Option<usize>,
     /// Always check the registry for base images, even when the store has them.
     #[arg(long)]
     pub pull: bool,

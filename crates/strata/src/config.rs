@@ -13,6 +13,10 @@
 //! [gc]
 //! enabled = true                          # collect after each build (default)
 //! keep-storage = "10GB"                   # build cache kept, least recently used goes
+//! [transfer]
+//! push-parallelism = 4                    # blobs uploaded at once
+//! timeout = 60                            # seconds without progress: stalled
+//! attempts = 5                            # tries per request
 //! ```
 //!
 //! Loaded once, on first use ([`get`]); unknown keys are errors, reported with the
@@ -34,6 +38,9 @@ pub struct Config {
     /// Garbage collection after builds (`commands/gc_auto.rs`).
     #[serde(default)]
     pub gc: crate::commands::gc_auto::GcConfig,
+    /// Pulls and pushes: parallelism, stall timeout, attempts (`registry.rs`).
+    #[serde(default)]
+    pub transfer: crate::registry::TransferConfig,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -3,6 +3,7 @@
 //! `strata-registry`'s; this module knows the store.
 
 use std::io::Read;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -32,14 +33,45 @@ pub struct Remote {
     pub reporter: Arc<dyn Reporter>,
 }
 
+/// The config file's `[transfer]` section.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TransferConfig {
+    /// Blobs uploaded at once (`--push-parallelism` overrides it).
+    pub push_parallelism: Option<NonZeroUsize>,
+    /// Seconds without progress before a connection counts as stalled.
+    pub timeout: Option<NonZeroU64>,
+    /// Tries per request.
+    pub attempts: Option<NonZeroU32>,
+}
+
+/// Blobs uploaded at once: the flag, else the config's, else [`PUSH_PARALLELISM`].
+pub fn push_parallelism(flag: Option<usize>) -> Result<usize> {
+    Ok(match flag {
+        Some(n) => n.max(1),
+        None => crate::config::get()?
+            .transfer
+            .push_parallelism
+            .map_or(PUSH_PARALLELISM, NonZeroUsize::get),
+    })
+}
+
 pub fn client() -> Result<Client> {
     let mut opts = crate::config::client_options()?;
+    let t = &crate::config::get()?.transfer;
+    if let Some(s) = t.timeout {
+        opts.timeout = std::time::Duration::from_secs(s.get());
+    }
+    if let Some(n) = t.attempts {
+        opts.attempts = n.get();
+    }
     env_overrides(&mut opts)?;
     Ok(Client::new(opts)?)
 }
 
 /// `STRATA_REGISTRY_TIMEOUT` (seconds without progress before a connection counts as
-/// stalled and is retried) and `STRATA_REGISTRY_ATTEMPTS` (tries per request).
+/// stalled and is retried) and `STRATA_REGISTRY_ATTEMPTS` (tries per request), over
+/// the config file's `[transfer]`.
 fn env_overrides(opts: &mut strata_registry::ClientOptions) -> Result<()> {
     if let Some(v) = std::env::var_os("STRATA_REGISTRY_TIMEOUT") {
         let secs: f64 = v

@@ -161,11 +161,39 @@ fn a_pull_that_keeps_stalling_fails_naming_the_blob() {
     proxy.inject("GET", "/blobs/", Fault::StallAfter(0), 1000);
     let via = format!("{}/f/app:1", proxy.addr);
     let s2 = Strata::new();
-    let err = failed(run(&s2, 2, &["pull", &via]));
+    // The timeout and the attempts from the config file's [transfer] this time.
+    let config = s2.root().join("config.toml");
+    std::fs::write(&config, "[transfer]\ntimeout = 1\nattempts = 2\n").unwrap();
+    let out = s2
+        .cmd()
+        .env("STRATA_CONFIG", &config)
+        .args(["pull", &via])
+        .output()
+        .unwrap();
+    let err = failed(out);
     assert!(err.contains("stalled"), "{err}");
+    assert!(err.contains("nothing sent or received for 1 s"), "{err}");
     assert!(err.contains("f/app@sha256:"), "{err}");
+    // Two tries for each of the (at most four) blobs started.
+    let gets = proxy
+        .seen()
+        .iter()
+        .filter(|r| r.path.contains("/blobs/"))
+        .count();
+    assert!((2..=8).contains(&gets), "{gets}");
     let images = String::from_utf8(s2.ok(&["images"]).stdout).unwrap();
     assert!(!images.contains("f/app"), "{images}");
+
+    // A value out of range is an error naming the file and line.
+    std::fs::write(&config, "[transfer]\npush-parallelism = 0\n").unwrap();
+    let out = s2
+        .cmd()
+        .env("STRATA_CONFIG", &config)
+        .args(["pull", &via])
+        .output()
+        .unwrap();
+    let err = failed(out);
+    assert!(err.contains("config.toml:2:"), "{err}");
 }
 
 #[test]

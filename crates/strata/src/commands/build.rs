@@ -270,7 +270,7 @@ pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> 
                         &image.manifest_bytes,
                         &crate::registry::TransferOptions::new(
                             display.clone(),
-                            args.push_parallelism,
+                            crate::registry::push_parallelism(args.push_parallelism)?,
                         ),
                     )?;
                     if !args.quiet {

@@ -58,7 +58,10 @@ pub fn push(args: PushArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result
     let display = args.transfer.progress.display(args.quiet);
     let opts = registry::TransferOptions {
         chunk: args.transfer.chunk_size,
-        ..registry::TransferOptions::new(display.clone(), args.transfer.push_parallelism)
+        ..registry::TransferOptions::new(
+            display.clone(),
+            registry::push_parallelism(args.transfer.push_parallelism)?,
+        )
     };
     let digest = push_stored(&store, &dest, &bytes, &opts);
     display.finish(digest.is_ok());
@@ -85,9 +88,9 @@ pub struct PushOptions {
     /// Compression level (gzip 0-9, zstd 1-22).
     #[arg(long, value_name = "LEVEL")]
     pub compression_level: Option<u32>,
-    /// Blobs uploaded at once.
-    #[arg(long, value_name = "N", default_value_t = registry::PUSH_PARALLELISM)]
-    pub push_parallelism: usize,
+    /// Blobs uploaded at once (default: the config's, else 4).
+    #[arg(long, value_name = "N")]
+    pub push_parallelism: Option<usize>,
     /// Upload blobs larger than SIZE in chunks of SIZE (`16M`, `64KiB`, `4096`)
     /// instead of one request each.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
