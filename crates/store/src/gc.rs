@@ -559,7 +559,10 @@ fn pins_in(conn: &rusqlite::Connection) -> rusqlite::Result<Pins> {
         if !live {
             continue;
         }
-        pins.oldest = Some(pins.oldest.map_or(created, |o: u64| o.min(created)));
+        // A named hold runs nothing that could be writing files now.
+        if pid != crate::lease::KEPT_PID {
+            pins.oldest = Some(pins.oldest.map_or(created, |o: u64| o.min(created)));
+        }
         let (Some(kind), Some(id)) = (kind, id) else {
             continue;
         };

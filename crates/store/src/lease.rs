@@ -10,6 +10,10 @@ use std::path::PathBuf;
 
 use crate::{Result, Store, StoreError};
 
+/// The pid of a lease row that no process owns: a named hold that lives until it is
+/// released by name ([`Store::keep`]). No process has pid 0.
+pub(crate) const KEPT_PID: i32 = 0;
+
 /// A held lease; dropping it deletes the row and unpins its resources.
 #[derive(Debug)]
 pub struct Lease {
@@ -164,6 +168,10 @@ fn own_identity() -> Result<(i32, u64)> {
 /// Whether the process that took a lease still runs. Zombies are dead; when `/proc`
 /// cannot tell (an unexpected error), assume alive: keeping a pin is the safe side.
 pub(crate) fn alive(pid: i32, start_time: u64) -> bool {
+    if pid == KEPT_PID {
+        // A named hold (see `pin.rs`): alive until released by name.
+        return true;
+    }
     match stat(pid) {
         Ok((state, start)) => start == start_time && state != b'Z' && state != b'X',
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,

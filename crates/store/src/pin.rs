@@ -12,6 +12,7 @@
 use strata_digest::Digest;
 
 use crate::gc::{Resource, RECORD_KIND};
+use crate::lease::KEPT_PID;
 use crate::{Result, Store};
 
 impl Store {
@@ -79,6 +80,61 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Holds `resources` under the name `holder` until [`Store::unkeep`], whatever
+    /// process runs then (e.g. the layers under a failed step kept for
+    /// `strata debug shell`). Replaces an earlier hold of that name; one transaction.
+    pub fn keep(&self, holder: &str, resources: &[Resource]) -> Result<()> {
+        self.write(
+            || format!("keeping {} resource(s) for {holder}", resources.len()),
+            |tx| {
+                delete_kept(tx, holder)?;
+                tx.execute(
+                    "INSERT INTO leases (holder, pid, start_time, created) VALUES (?1, ?2, 0, ?3)",
+                    (holder, KEPT_PID, crate::now_unix()),
+                )?;
+                let lease = tx.last_insert_rowid();
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO lease_resources (lease, kind, id) VALUES (?1, ?2, ?3)",
+                )?;
+                for r in resources {
+                    stmt.execute((lease, r.kind(), r.id()))?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Releases the hold named `holder` (nothing if there is none).
+    pub fn unkeep(&self, holder: &str) -> Result<()> {
+        self.write(
+            || format!("releasing {holder}"),
+            |tx| delete_kept(tx, holder),
+        )
+    }
+
+    /// The names of the holds [`Store::keep`] made.
+    pub fn kept(&self) -> Result<Vec<String>> {
+        self.read(
+            || "listing kept holds".into(),
+            |conn| {
+                let mut stmt =
+                    conn.prepare("SELECT holder FROM leases WHERE pid = ?1 ORDER BY holder")?;
+                let rows = stmt.query_map([KEPT_PID], |r| r.get(0))?;
+                rows.collect()
+            },
+        )
+    }
+}
+
+fn delete_kept(tx: &rusqlite::Transaction<'_>, holder: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM leases WHERE holder = ?1 AND pid = ?2",
+        (holder, KEPT_PID),
+    )
+    .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +152,26 @@ mod tests {
         assert!(store.leased(layer.kind(), &layer.id()).unwrap());
         store.release_pins().unwrap();
         assert!(!store.leased(layer.kind(), &layer.id()).unwrap());
+    }
+
+    #[test]
+    fn named_holds_outlive_the_process_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = Resource::Layer(strata_digest::sha256("a"));
+        let b = Resource::Layer(strata_digest::sha256("b"));
+        store.keep("debug one", &[a.clone(), b.clone()]).unwrap();
+        // A new lease prunes dead processes' rows; the hold has no process and stays.
+        drop(store.lease("another").unwrap());
+        let again = Store::open(dir.path()).unwrap();
+        assert!(again.leased(a.kind(), &a.id()).unwrap());
+        assert_eq!(again.kept().unwrap(), ["debug one"]);
+        // Keeping again under the same name replaces the set.
+        again.keep("debug one", std::slice::from_ref(&b)).unwrap();
+        assert!(!again.leased(a.kind(), &a.id()).unwrap());
+        assert!(again.leased(b.kind(), &b.id()).unwrap());
+        again.unkeep("debug one").unwrap();
+        assert!(!again.leased(b.kind(), &b.id()).unwrap());
+        assert!(again.kept().unwrap().is_empty());
     }
 }

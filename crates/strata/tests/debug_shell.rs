@@ -74,6 +74,16 @@ fn the_failed_step_is_kept_with_its_files_env_user_workdir_and_mounts() {
         "/app\n1000\n1001\nhello\nfrom the context\n1\n"
     );
 
+    // Garbage collection leaves the layers under a kept step alone (they are
+    // cache records only: the base came from a build context, WORKDIR made a layer).
+    s.ok(&["cache", "prune", "--all", "--force"]);
+    let out = shell(&s, &id, &["cat", "/tmp/out.txt"]);
+    assert!(
+        out.status.success(),
+        "after cache prune --all: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The command's exit code is the shell's.
     assert_eq!(
         shell(&s, &id, &["sh", "-c", "exit 7"]).status.code(),

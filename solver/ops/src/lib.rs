@@ -28,7 +28,7 @@ mod view;
 pub use fsutil::{resolve_in_root, Attrs};
 pub use op::ExecFailed;
 pub use op::{commit_layer, ensure_layer, GitError, HttpError, UNCOMPRESSED};
-pub use op::{shell as debug_shell, DebugError, FailedStep, ShellRequest, STATE_FILE};
+pub use op::{kept_holder, shell as debug_shell, DebugError, FailedStep, ShellRequest, STATE_FILE};
 pub use output::Output;
 pub use reads::{FileReads, ReadLog, MAX_FILES};
 pub use records::record_info;

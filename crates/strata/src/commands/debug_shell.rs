@@ -52,10 +52,10 @@ pub fn kept_dir(store: &Store, build: &str) -> PathBuf {
 
 /// Removes kept failed steps past [`KEEP`] or older than [`KEEP_FOR`].
 pub fn prune(store: &Store) {
-    let Ok(entries) = std::fs::read_dir(store.root().join("debug")) else {
-        return;
-    };
+    let entries = std::fs::read_dir(store.root().join("debug"));
     let mut kept: Vec<(SystemTime, PathBuf)> = entries
+        .into_iter()
+        .flatten()
         .flatten()
         .map(|e| {
             let t = e.metadata().and_then(|m| m.modified());
@@ -67,7 +67,19 @@ pub fn prune(store: &Store) {
     for (i, (t, path)) in kept.into_iter().enumerate() {
         let old = now.duration_since(t).unwrap_or_default() > KEEP_FOR;
         if i >= KEEP || old {
-            let _ = std::fs::remove_dir_all(path);
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+    // The layers under a kept step are held from garbage collection while it is
+    // kept; release the holds of those that are gone (pruned above, or removed by
+    // hand).
+    let Ok(holds) = store.kept() else { return };
+    for holder in holds {
+        let Some(build) = holder.strip_prefix("debug ") else {
+            continue;
+        };
+        if !kept_dir(store, build).join(strata_ops::STATE_FILE).exists() {
+            let _ = store.unkeep(&holder);
         }
     }
 }

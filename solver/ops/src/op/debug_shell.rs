@@ -70,6 +70,19 @@ impl FailedStep {
         fs_err::rename(&tmp, dir.join(STATE_FILE))
     }
 
+    /// The layers the kept state needs: its file system's and its inputs'.
+    pub fn layers(&self) -> Vec<strata_store::Resource> {
+        let chains =
+            std::iter::once(&self.chain).chain(self.inputs.iter().filter_map(|i| i.chain()));
+        let mut out: Vec<_> = chains
+            .flat_map(|c| c.layers().iter().copied())
+            .map(strata_store::Resource::Layer)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The state kept in `dir`.
     pub fn load(dir: &Path) -> Result<FailedStep, DebugError> {
         let path = dir.join(STATE_FILE);
@@ -89,6 +102,13 @@ impl FailedStep {
             .map(|m| m.target.clone())
             .collect()
     }
+}
+
+/// The name of the store hold ([`Store::keep`]) that keeps the layers under the
+/// failed step kept in `dir` from garbage collection.
+pub fn kept_holder(dir: &Path) -> String {
+    let build = dir.file_name().unwrap_or_default().to_string_lossy();
+    format!("debug {build}")
 }
 
 /// A process to run in a kept step.

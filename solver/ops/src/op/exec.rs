@@ -272,7 +272,10 @@ impl ExecRunner {
                 if let Some((dir, mut step)) = keep {
                     step.exit_code = status.code();
                     // Best effort: a state that cannot be kept only costs the shell.
-                    let _ = step.save(&dir, layer.path());
+                    if step.save(&dir, layer.path()).is_ok() {
+                        let holder = super::debug_shell::kept_holder(&dir);
+                        let _ = store.keep(&holder, &step.layers());
+                    }
                 }
                 return Ok(Err(status));
             }

@@ -12,7 +12,7 @@ mod run_mount;
 mod simple;
 mod ssh_agent;
 
-pub use debug_shell::{shell, DebugError, FailedStep, ShellRequest, STATE_FILE};
+pub use debug_shell::{kept_holder, shell, DebugError, FailedStep, ShellRequest, STATE_FILE};
 pub use exec::{ExecFailed, ExecRunner};
 pub use file::FileRunner;
 pub use git::{GitError, GitRunner, GitSpec};
