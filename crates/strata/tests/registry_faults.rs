@@ -164,13 +164,16 @@ fn a_pull_that_keeps_stalling_fails_naming_the_blob() {
     // The timeout and the attempts from the config file's [transfer] this time.
     let config = s2.root().join("config.toml");
     std::fs::write(&config, "[transfer]\ntimeout = 1\nattempts = 2\n").unwrap();
-    let out = s2
-        .cmd()
-        .env("STRATA_CONFIG", &config)
-        .args(["pull", &via])
-        .output()
-        .unwrap();
-    let err = failed(out);
+    let pull = || {
+        let mut c = s2.cmd();
+        failed(
+            c.env("STRATA_CONFIG", &config)
+                .args(["pull", &via])
+                .output()
+                .unwrap(),
+        )
+    };
+    let err = pull();
     assert!(err.contains("stalled"), "{err}");
     assert!(err.contains("nothing sent or received for 1 s"), "{err}");
     assert!(err.contains("f/app@sha256:"), "{err}");
@@ -186,13 +189,7 @@ fn a_pull_that_keeps_stalling_fails_naming_the_blob() {
 
     // A value out of range is an error naming the file and line.
     std::fs::write(&config, "[transfer]\npush-parallelism = 0\n").unwrap();
-    let out = s2
-        .cmd()
-        .env("STRATA_CONFIG", &config)
-        .args(["pull", &via])
-        .output()
-        .unwrap();
-    let err = failed(out);
+    let err = pull();
     assert!(err.contains("config.toml:2:"), "{err}");
 }
 
