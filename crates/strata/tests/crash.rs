@@ -1,10 +1,11 @@
 //! Crash safety through the real binary: builds killed with SIGKILL at random points
-//! (during a RUN, a layer write, a commit, an export; every fourth beside a garbage
-//! collection of the whole cache, killed too if still running), each followed by a
-//! build that must succeed with the right result and a `strata system check` that must
-//! come out clean, with no mount or container of the killed process left behind; and a
-//! blob corrupted on disk, which `system check` names and `--repair` removes so the
-//! next build succeeds.
+//! (during a RUN, a layer write, a commit, an export; every third beside another build
+//! of the same steps, which must succeed; every fourth beside a garbage collection of
+//! the whole cache, killed too if still running), each followed by a build that must
+//! succeed with the right result and a `strata system check` that must come out clean,
+//! with no mount or container of the killed process left behind; and a blob corrupted
+//! on disk, which `system check` names and `--repair` removes so the next build
+//! succeeds.
 //!
 //! The kill points come from a seeded generator: the seed is printed, and
 //! `STRATA_CRASH_SEED=N` replays a run (`STRATA_CRASH_KILLS` changes the number of kills).
@@ -13,7 +14,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -233,6 +234,17 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
                 .spawn()
                 .unwrap()
         });
+        // Every third round another build of the same step runs beside it, and must
+        // succeed whatever happens to the killed one (it may be waiting for it).
+        let companion = (round % 3 == 1).then(|| {
+            let rootfs = tempfile::tempdir_in(scratch.path()).unwrap();
+            let child = checked_build(&s, &bc, v, ctx.path(), rootfs.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, rootfs)
+        });
         let rx = events(child.stderr.take().unwrap());
         let mut last = String::from("(no event yet)");
         for _ in 0..after_events {
@@ -268,28 +280,22 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
             delay.as_millis()
         );
 
+        if let Some((companion, rootfs)) = companion {
+            let out = companion.wait_with_output().unwrap();
+            assert_result(
+                out,
+                rootfs.path(),
+                v,
+                &format!("{what}: the build beside it"),
+            );
+        }
+
         // The next build succeeds, with the right result.
         let rootfs = tempfile::tempdir_in(scratch.path()).unwrap();
-        let result = s
-            .cmd()
-            .args(build_args(&bc, v, 2, out.path()))
-            .arg("-o")
-            .arg(format!("type=local,dest={}", rootfs.path().display()))
-            .arg(ctx.path())
+        let result = checked_build(&s, &bc, v, ctx.path(), rootfs.path())
             .output()
             .unwrap();
-        assert!(
-            result.status.success(),
-            "{what}: the build after the kill failed:\n{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
-        let got = std::fs::read_to_string(rootfs.path().join("result")).unwrap();
-        let blob = (1..=SEQ).map(|n| n.to_string().len() + 1).sum::<usize>();
-        assert_eq!(
-            got,
-            format!("v={v} blob={blob} src={} arg={v}\n", FILES * 65536),
-            "{what}"
-        );
+        assert_result(result, rootfs.path(), v, &format!("{what}: the next build"));
         assert_clean(&s, &what);
         assert_eq!(mounts_under(s.root()), Vec::<String>::new(), "{what}");
         assert_eq!(processes_naming(s.root()), Vec::<String>::new(), "{what}");
@@ -322,6 +328,32 @@ fn builds_killed_at_random_points_leave_a_store_the_next_build_uses() {
         })
         .collect();
     assert_eq!(cgroups, Vec::<String>::new(), "cgroups of killed builds");
+}
+
+/// The build with `V=v` whose root file system goes to `rootfs`.
+fn checked_build(s: &Strata, bc: &str, v: u64, ctx: &Path, rootfs: &Path) -> Command {
+    let mut c = s.cmd();
+    c.args(build_args(bc, v, 2, rootfs))
+        .arg("-o")
+        .arg(format!("type=local,dest={}", rootfs.display()))
+        .arg(ctx);
+    c
+}
+
+/// A [`checked_build`] succeeded and made the right `/result`.
+fn assert_result(out: Output, rootfs: &Path, v: u64, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read_to_string(rootfs.join("result")).unwrap();
+    let blob = (1..=SEQ).map(|n| n.to_string().len() + 1).sum::<usize>();
+    assert_eq!(
+        got,
+        format!("v={v} blob={blob} src={} arg={v}\n", FILES * 65536),
+        "{what}"
+    );
 }
 
 /// `system check` exits 1 naming the damaged `kind` (`blob`, `layer`) `name`;
