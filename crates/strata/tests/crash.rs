@@ -357,8 +357,10 @@ fn assert_result(out: Output, rootfs: &Path, v: u64, what: &str) {
 }
 
 /// `system check` exits 1 naming the damaged `kind` (`blob`, `layer`) `name`;
-/// `--repair` says it repaired it, and the store checks clean afterwards.
-fn check_then_repair(s: &Strata, kind: &str, name: &str) {
+/// `--repair` says it repaired it, and the store checks clean afterwards. Returns what
+/// `--repair` printed.
+fn check_then_repair(s: &Strata, kind: &str, name: &str) -> String {
+    let mut said = String::new();
     for (args, code, mark) in [
         (&["system", "check"][..], 1, "damaged"),
         (&["system", "check", "--repair"][..], 0, "repaired"),
@@ -372,8 +374,10 @@ fn check_then_repair(s: &Strata, kind: &str, name: &str) {
                 .any(|l| l.starts_with(&prefix) && l.contains(name)),
             "{args:?} should say `{prefix}… {name}`:\n{text}"
         );
+        said = text.into_owned();
     }
     assert_clean(s, "after --repair");
+    said
 }
 
 #[test]
@@ -445,8 +449,13 @@ fn a_corrupt_layer_is_reported_and_repaired() {
     std::fs::write(victim.join("src/f000"), b"tampered").unwrap();
     let name = victim.file_name().unwrap().to_string_lossy().into_owned();
 
-    check_then_repair(&s, "layer", &name);
+    let said = check_then_repair(&s, "layer", &name);
     assert!(!victim.exists());
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("repaired: cache record") && l.contains(&name)),
+        "the records of the layer go with it:\n{said}"
+    );
 
     // The records that needed it are gone: the COPY runs again and the image is the same.
     let again = s.build(ctx.path(), &["--build-context", &bc]);

@@ -135,6 +135,10 @@ fn print_text(
         };
         out.push_str(&format!("{mark}: {}\n", describe(p)));
     }
+    // What pointed at what the repair removed.
+    for p in repaired.iter().filter(|p| !report.problems.contains(p)) {
+        out.push_str(&format!("repaired: {}\n", describe(p)));
+    }
     if !report.tmp_removed.is_empty() {
         out.push_str(&format!(
             "note: removed {} leftover(s) of killed processes from tmp/\n",
