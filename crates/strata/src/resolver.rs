@@ -36,6 +36,17 @@ impl ImageMetaResolver for LocalResolver {
                         other => return other,
                     }
                 }
+                // Builds started together pull a base they share once: the others wait
+                // for the lock and find it in the store (the blobs, with --pull).
+                let _pulling = store
+                    .lock(&format!("pull {r}"))
+                    .map_err(|e| ResolveError::Other(e.to_string()))?;
+                if !remote.always {
+                    match resolve_store(store, r, platform) {
+                        Err(ResolveError::NotFound) => {}
+                        other => return other,
+                    }
+                }
                 crate::registry::pull_for_build(store, r, platform, remote).map_err(|e| {
                     match e.downcast_ref::<strata_registry::RegistryError>() {
                         Some(strata_registry::RegistryError::NotFound { .. }) => {

@@ -7,6 +7,8 @@
 //! line to a cache mount that a later build reads back.
 
 mod common;
+#[path = "../../registry/tests/common/mod.rs"]
+mod harness;
 
 use std::process::{Child, Stdio};
 
@@ -207,4 +209,85 @@ fn a_waiter_takes_over_when_the_running_build_is_killed() {
     let check = s.ok(&["system", "check"]);
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(!text.contains("damaged"), "{text}");
+}
+
+/// The largest blob in the registry's storage (a layer), by hex digest.
+fn largest_blob(reg: &harness::Registry) -> String {
+    let root = reg.data().join("docker/registry/v2/blobs/sha256");
+    let mut best = (0, String::new());
+    for prefix in std::fs::read_dir(root).unwrap().flatten() {
+        for blob in std::fs::read_dir(prefix.path()).unwrap().flatten() {
+            let len = std::fs::metadata(blob.path().join("data")).map_or(0, |m| m.len());
+            if len > best.0 {
+                best = (len, blob.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    best.1
+}
+
+/// Three builds started together on a fresh store, `FROM` the same registry image:
+/// one pulls it (each blob downloaded once), the others wait and find it in the store.
+#[test]
+fn builds_started_together_pull_their_shared_base_once() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    // A base with a 4 MB incompressible layer.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..4 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let base_ctx = context(&[("Dockerfile", "FROM scratch\nCOPY big /big\n", 0o644)]);
+    std::fs::write(base_ctx.path().join("big"), &noise).unwrap();
+    let base = format!("{}/shared/base:1", reg.addr);
+    Strata::new().build(base_ctx.path(), &["--push", "-t", &base]);
+    let layer = largest_blob(&reg);
+    let gets = || {
+        reg.log()
+            .lines()
+            // The access log's line (the application log has one more per request).
+            .filter(|l| l.contains(&format!("\"GET /v2/shared/base/blobs/sha256:{layer} ")))
+            .count()
+    };
+    let before = gets();
+
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", &format!("FROM {base}\nCOPY x /x\n"), 0o644),
+        ("x", "x\n", 0o644),
+    ]);
+    let children: Vec<Child> = (0..3)
+        .map(|_| {
+            s.cmd()
+                .env("SOURCE_DATE_EPOCH", "0")
+                .args(["build", "--progress", "json"])
+                .arg(ctx.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let builds: Vec<Build> = children
+        .into_iter()
+        .map(|c| Build::succeeded(c.wait_with_output().unwrap(), "a concurrent build"))
+        .collect();
+    assert!(builds
+        .iter()
+        .all(|b| b.id == builds[0].id && !b.id.is_empty()));
+    let pulled = builds
+        .iter()
+        .filter(|b| {
+            b.names("completed")
+                .contains(&format!("[internal] pull {base}"))
+        })
+        .count();
+    assert_eq!(pulled, 1, "builds that pulled the base");
+    assert_eq!(gets() - before, 1, "downloads of the layer blob");
 }
