@@ -152,6 +152,9 @@ pub fn pull(
     platform: &Platform,
     reporter: Arc<dyn Reporter>,
 ) -> Result<ImageRecord> {
+    // The lock a build's `FROM` pull takes too: one download of each blob at a time,
+    // the waiter then fetching only the manifests (its blobs are stored by then).
+    let _pulling = store.lock(&format!("pull {r}"))?;
     let t = Transfer::start(reporter, "pull", &r.to_string());
     t.finish(pull_image(store, client, r, platform, &t))
 }

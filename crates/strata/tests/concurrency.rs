@@ -226,14 +226,9 @@ fn largest_blob(reg: &harness::Registry) -> String {
     best.1
 }
 
-/// Three builds started together on a fresh store, `FROM` the same registry image:
-/// one pulls it (each blob downloaded once), the others wait and find it in the store.
-#[test]
-fn builds_started_together_pull_their_shared_base_once() {
-    let Some(reg) = harness::Registry::start() else {
-        return;
-    };
-    // A base with a 4 MB incompressible layer.
+/// Pushes a base with a 4 MB incompressible layer to `reg`: its reference, and a count
+/// of the registry's GETs of that layer so far.
+fn pushed_base(reg: &harness::Registry) -> (String, impl Fn() -> usize + '_) {
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let noise: Vec<u8> = (0..4 << 20)
         .map(|_| {
@@ -247,14 +242,25 @@ fn builds_started_together_pull_their_shared_base_once() {
     std::fs::write(base_ctx.path().join("big"), &noise).unwrap();
     let base = format!("{}/shared/base:1", reg.addr);
     Strata::new().build(base_ctx.path(), &["--push", "-t", &base]);
-    let layer = largest_blob(&reg);
-    let gets = || {
+    let layer = largest_blob(reg);
+    let gets = move || {
         reg.log()
             .lines()
             // The access log's line (the application log has one more per request).
             .filter(|l| l.contains(&format!("\"GET /v2/shared/base/blobs/sha256:{layer} ")))
             .count()
     };
+    (base, gets)
+}
+
+/// Three builds started together on a fresh store, `FROM` the same registry image:
+/// one pulls it (each blob downloaded once), the others wait and find it in the store.
+#[test]
+fn builds_started_together_pull_their_shared_base_once() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let (base, gets) = pushed_base(&reg);
     let before = gets();
 
     let s = Strata::new();
@@ -289,5 +295,40 @@ fn builds_started_together_pull_their_shared_base_once() {
         })
         .count();
     assert_eq!(pulled, 1, "builds that pulled the base");
+    assert_eq!(gets() - before, 1, "downloads of the layer blob");
+}
+
+/// Two `strata pull`s of the same image at once download its layer once.
+#[test]
+fn pulls_started_together_download_each_blob_once() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let (base, gets) = pushed_base(&reg);
+    let before = gets();
+    let s = Strata::new();
+    let children: Vec<Child> = (0..2)
+        .map(|_| {
+            s.cmd()
+                .args(["pull", &base])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let digests: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1]);
     assert_eq!(gets() - before, 1, "downloads of the layer blob");
 }
