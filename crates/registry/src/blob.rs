@@ -79,7 +79,7 @@ impl Client {
                     if attempt < self.inner.opts.attempts && is_transient(&e) =>
                 {
                     self.bump(|s| s.retries += 1);
-                    std::thread::sleep(self.backoff(attempt, None));
+                    std::thread::sleep(self.backoff(attempt, e.retry_after()));
                     attempt += 1;
                 }
                 Err(e) => return Err(e.error),
@@ -332,7 +332,7 @@ impl Client {
                         && (is_transient(&e) || matches!(e, RegistryError::NotFound { .. })) =>
                 {
                     self.bump(|s| s.retries += 1);
-                    std::thread::sleep(self.backoff(attempt, None));
+                    std::thread::sleep(self.backoff(attempt, e.retry_after()));
                     attempt += 1;
                     if self.head_blob(repo, digest, Access::Push)? == Some(size) {
                         return Ok(());

@@ -18,6 +18,8 @@ pub enum RegistryError {
         op: &'static str,
         status: u16,
         message: String,
+        /// The registry's `Retry-After` (seconds), on a 429 or 503.
+        retry_after: Option<std::time::Duration>,
     },
     #[error("{what}: {op}: {registry}: {source}")]
     Transport {
@@ -92,6 +94,14 @@ impl RegistryError {
             RegistryError::NotFound { status, .. }
             | RegistryError::Denied { status, .. }
             | RegistryError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// How long the registry asked us to wait before trying again (`Retry-After`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RegistryError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

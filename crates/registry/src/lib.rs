@@ -460,6 +460,9 @@ fn challenge_of(resp: &Response) -> Option<Challenge> {
 /// Turns an unexpected status into an error, with the registry's error message
 /// (`{"errors":[{"code":…,"message":…}]}`) when it sent one.
 fn status_error(what: &str, op: &'static str, status: u16, mut resp: Response) -> RegistryError {
+    let retry_after = header(&resp, "retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let body = resp
         .body_mut()
         .with_config()
@@ -482,6 +485,7 @@ fn status_error(what: &str, op: &'static str, status: u16, mut resp: Response) -
             op,
             status,
             message,
+            retry_after,
         },
     }
 }

@@ -36,7 +36,7 @@ impl Client {
         loop {
             let auth = self.authorization(&req)?;
             let result = self.send_once(&req, auth.as_deref());
-            let (retry_after, err) = match result {
+            let err = match result {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if status == 401 && !authed_after_401 {
@@ -54,21 +54,18 @@ impl Client {
                         }
                     }
                     if status == 429 || (500..600).contains(&status) {
-                        let ra = header(&resp, "retry-after")
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        (ra, status_error(req.what, req.op, status, resp))
+                        status_error(req.what, req.op, status, resp)
                     } else {
                         return Ok(resp);
                     }
                 }
-                Err(e) => (None, e),
+                Err(e) => e,
             };
             if attempt >= attempts || !is_transient(&err) {
                 return Err(err);
             }
             self.bump(|s| s.retries += 1);
-            std::thread::sleep(self.backoff(attempt, retry_after));
+            std::thread::sleep(self.backoff(attempt, err.retry_after()));
             attempt += 1;
         }
     }
@@ -300,7 +297,7 @@ impl Client {
                 return Err(err);
             }
             self.bump(|s| s.retries += 1);
-            std::thread::sleep(self.backoff(attempt, None));
+            std::thread::sleep(self.backoff(attempt, err.retry_after()));
             attempt += 1;
         }
     }

@@ -68,6 +68,16 @@ fn ok(out: Output) -> Output {
     out
 }
 
+/// The time between the request that met `fault` and the next request.
+fn waited_after(proxy: &FaultProxy, fault: Fault) -> Duration {
+    let seen = proxy.seen();
+    let i = seen
+        .iter()
+        .position(|r| r.fault == Some(fault))
+        .expect("the fault was injected");
+    seen[i + 1].at - seen[i].at
+}
+
 fn failed(out: Output) -> String {
     assert!(!out.status.success(), "succeeded but should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -143,12 +153,7 @@ fn a_pull_survives_500s_resets_429_and_a_stall() {
     let injected = proxy.injected();
     assert_eq!(injected.len(), 6, "{injected:#?}");
     // Retry-After was honoured: the next request came at least a second later.
-    let seen = proxy.seen();
-    let i = seen
-        .iter()
-        .position(|r| r.fault == Some(Fault::Status(429, Some(1))))
-        .unwrap();
-    let waited = seen[i + 1].at - seen[i].at;
+    let waited = waited_after(&proxy, Fault::Status(429, Some(1)));
     assert!(waited >= Duration::from_millis(950), "{waited:?}");
 }
 
@@ -215,6 +220,29 @@ fn a_push_survives_500s_resets_429_and_a_stall() {
     // A fresh store pulls it (digests checked) straight from the registry.
     let s2 = Strata::new();
     s2.ok(&["pull", "-q", &format!("{}/p/app:1", reg.addr)]);
+}
+
+#[test]
+fn an_upload_answered_429_waits_for_its_retry_after() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let s = Strata::new();
+    let _ctx = built(&s);
+    let proxy = FaultProxy::start(&reg.addr);
+    // The upload's PUT (its session is spent) is retried on a new session by the
+    // push, not by the request's own retries: the wait must still be the registry's.
+    proxy.inject("PUT", "/blobs/uploads/", Fault::Status(429, Some(2)), 1);
+    let dest = format!("{}/p/app:1", proxy.addr);
+    // One blob at a time, so the next request is this blob's retry.
+    ok(run(
+        &s,
+        5,
+        &["push", "--push-parallelism", "1", "local/app:1", &dest],
+    ));
+    let waited = waited_after(&proxy, Fault::Status(429, Some(2)));
+    assert!(waited >= Duration::from_millis(1950), "{waited:?}");
+    assert_eq!(tags(&reg, "p/app"), ["1"]);
 }
 
 #[test]
