@@ -197,6 +197,8 @@ pub struct PruneReport {
     pub resources: usize,
     /// Bytes freed (as counted by the disk-usage scan before removal).
     pub freed: u64,
+    /// Bytes of build cache left (as [`GcState::cache_size`] counts them).
+    pub cache_size: u64,
 }
 
 struct SweepPlan {
@@ -267,6 +269,7 @@ impl Store {
         let doomed = state.choose(opts);
         let removed = self.delete_records(&doomed)?;
         let (resources, freed) = self.sweep(&state, interpret, opts.orphan_blobs)?;
+        let cache_size = state.cache_size(&removed);
         let records = state
             .records
             .iter()
@@ -277,6 +280,7 @@ impl Store {
             records,
             resources,
             freed,
+            cache_size,
         })
     }
 

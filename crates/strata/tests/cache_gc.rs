@@ -526,6 +526,67 @@ fn builds_collect_under_the_configured_policy() {
     assert!(err.contains("keep_storage"), "{err}");
 }
 
+/// The collection's estimate file (see `gc_auto.rs`): measured = when a scan measured
+/// the cache.
+fn estimate(e: &Env) -> Value {
+    serde_json::from_slice(&std::fs::read(e.root().join("gc-estimate.json")).unwrap()).unwrap()
+}
+
+fn set_estimate(e: &Env, cache_bytes: u64, age_secs: u64) -> u64 {
+    let then = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - age_secs;
+    let v =
+        serde_json::json!({"cache_bytes": cache_bytes, "measured": then, "counted_until": then});
+    std::fs::write(e.root().join("gc-estimate.json"), v.to_string()).unwrap();
+    then
+}
+
+#[test]
+fn builds_under_the_estimate_skip_the_scan_and_builds_past_it_collect() {
+    let Some(mut e) = Env::new() else { return };
+    let build = |e: &Env, name: &str| {
+        let ctx = context(&[(
+            "Dockerfile",
+            &format!("FROM busybox\nRUN head -c 300000 /dev/urandom > /{name}\n"),
+            0o644,
+        )]);
+        e.build(ctx.path(), &[])
+    };
+    e.config("[gc]\nkeep-storage = \"1GB\"\n");
+    build(&e, "x");
+    // What the collection after the build measured (the build cache as keep-storage
+    // counts it: what only records reference).
+    let first = estimate(&e);
+    assert_eq!(first["measured"], first["counted_until"], "{first}");
+    let cache = first["cache_bytes"].as_u64().unwrap();
+    assert!(cache >= 300_000, "{first}");
+
+    // Far under keep-storage and measured 10 s ago: the build adds its records' sizes
+    // to the estimate instead of scanning.
+    let then = set_estimate(&e, cache, 10);
+    build(&e, "y");
+    let est = estimate(&e);
+    assert_eq!(est["measured"], then, "{est}");
+    let added = est["cache_bytes"].as_u64().unwrap() - cache;
+    assert!(added >= 300_000, "the new layer is counted: {est}");
+
+    // An estimate an hour old is measured again.
+    let then = set_estimate(&e, cache, 3700);
+    build(&e, "z");
+    assert!(estimate(&e)["measured"].as_u64().unwrap() > then);
+
+    // A build whose records take the estimate past keep-storage collects.
+    let keep = estimate(&e)["cache_bytes"].as_u64().unwrap() + 100_000;
+    e.config(&format!("[gc]\nkeep-storage = \"{keep}\"\n"));
+    set_estimate(&e, keep - 50_000, 10);
+    let b = build(&e, "w");
+    assert!(b.stderr.contains("gc: removed"), "{}", b.stderr);
+    assert!(estimate(&e)["cache_bytes"].as_u64().unwrap() <= keep);
+}
+
 #[test]
 fn system_df_and_prune() {
     let Some(e) = Env::new() else { return };
