@@ -367,3 +367,22 @@ fn a_closed_stdout_ends_quietly() {
         "the status SIGPIPE gives\n{err}"
     );
 }
+
+#[test]
+fn quiet_progress_prints_only_the_image_id() {
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+        ("x", "x\n", 0o644),
+    ]);
+    for flags in [&["--progress", "quiet"][..], &["-q"][..]] {
+        let mut args = vec!["build", "-t", "quiet:latest"];
+        args.extend_from_slice(flags);
+        args.push(ctx.path().to_str().unwrap());
+        let out = s.run(&args);
+        assert!(out.status.success(), "{flags:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{flags:?}");
+        let id = stdout(out);
+        assert!(id.trim().starts_with("sha256:"), "{flags:?}: {id}");
+    }
+}

@@ -17,7 +17,13 @@ use crate::outputs::{self, OutputSpec};
 use crate::stdout::outln;
 use crate::{export, progress, store};
 
-pub fn run(args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    // `-q` and `--progress quiet` are one thing, as in `docker build`: only the image
+    // ID (and errors).
+    args.quiet |= args.progress == crate::progress::ProgressMode::Quiet;
+    if args.quiet {
+        args.progress = crate::progress::ProgressMode::Quiet;
+    }
     let def = Definition::load(&args.def)?;
     if args.check {
         return check(&def, root);
