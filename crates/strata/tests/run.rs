@@ -5,56 +5,18 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::Stdio;
 
 use common::*;
-
-/// The busybox layout and a store, when runc, busybox and root are there (else the
-/// test is skipped, or fails under CI).
-fn setup() -> Option<(Strata, String)> {
-    if !is_root() {
-        skip("RUN needs root (overlay mounts and runc)");
-        return None;
-    }
-    tool("runc", "runc")?;
-    let layout = busybox_layout()?;
-    Some((Strata::new(), busybox_context("busybox", &layout)))
-}
-
-fn dockerfile(text: &str) -> tempfile::TempDir {
-    context(&[("Dockerfile", text, 0o644)])
-}
-
-/// Builds with `-o type=local` and returns the root file system.
-fn build_local(s: &Strata, bc: &str, ctx: &Path, extra: &[&str]) -> (Build, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let dest = format!("type=local,dest={}", out.path().display());
-    let mut args = vec!["--build-context", bc, "-o", &dest];
-    args.extend_from_slice(extra);
-    let b = s.build(ctx, &args);
-    (b, out)
-}
 
 /// How many of `steps` are RUN steps.
 fn runs(steps: &[String]) -> usize {
     steps.iter().filter(|s| s.contains("] RUN ")).count()
 }
 
-fn file(tree: &Tree, path: &str) -> String {
-    match &tree
-        .get(path)
-        .unwrap_or_else(|| panic!("{path} missing"))
-        .kind
-    {
-        Kind::File(c) => String::from_utf8_lossy(c).into_owned(),
-        other => panic!("{path} is {other:?}"),
-    }
-}
-
 #[test]
 fn run_writes_end_up_in_the_rootfs_with_env_and_args() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile(
         "FROM busybox\n\
          ARG COLOR=blue\n\
@@ -110,7 +72,7 @@ fn run_writes_end_up_in_the_rootfs_with_env_and_args() {
 
 #[test]
 fn runs_that_change_nothing_add_no_layer() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     // busybox has /etc but no /etc/hosts: the runtime's mount point there copies /etc
     // up, and that unchanged copy must not become a layer entry.
     let ctx = dockerfile("FROM busybox\nRUN true\nRUN echo hello\n");
@@ -150,7 +112,7 @@ fn runs_that_change_nothing_add_no_layer() {
 
 #[test]
 fn workdir_and_user_are_respected() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile(
         "FROM busybox\n\
          WORKDIR /srv/app\n\
@@ -174,7 +136,7 @@ fn workdir_and_user_are_respected() {
 
 #[test]
 fn a_failing_run_names_the_command_the_exit_code_and_the_last_lines() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile(
         "FROM busybox\n\
          RUN echo fine > /fine\n\
@@ -222,7 +184,7 @@ fn a_failing_run_names_the_command_the_exit_code_and_the_last_lines() {
 
 #[test]
 fn rm_in_run_is_a_whiteout_in_the_layer() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let Some(umoci) = Umoci::find() else { return };
     let ctx = dockerfile("FROM busybox\nRUN rm /bin/vi && mkdir -p /data && rm -r /tmp\n");
     let oci = tempfile::tempdir().unwrap();
@@ -274,7 +236,7 @@ fn rm_in_run_is_a_whiteout_in_the_layer() {
 
 #[test]
 fn an_identical_build_is_cached_and_does_not_run_again() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     // Each run of the step appends to a cache mount, which outlives builds: a step
     // that ran twice would leave two lines.
     let ctx = dockerfile(
@@ -304,7 +266,7 @@ fn an_identical_build_is_cached_and_does_not_run_again() {
 
 #[test]
 fn network_none_has_only_loopback() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile(
         "FROM busybox\n\
          RUN --network=none tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /none\n\
@@ -320,7 +282,7 @@ fn network_none_has_only_loopback() {
 
 #[test]
 fn insecure_runs_need_the_entitlement() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx =
         dockerfile("FROM busybox\nRUN --security=insecure grep CapEff /proc/self/status > /caps\n");
     let err = s.fails(&[
@@ -341,7 +303,7 @@ fn insecure_runs_need_the_entitlement() {
 
 #[test]
 fn ctrl_c_kills_the_container() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile("FROM busybox\nRUN echo started && sleep 300 && echo never\n");
     let mut child = s
         .cmd()
@@ -382,7 +344,7 @@ fn ctrl_c_kills_the_container() {
 
 #[test]
 fn runtimes_can_be_chosen_and_crun_runs_where_it_works() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile("FROM busybox\nRUN echo ran > /ran\n");
     let (_, out) = build_local(&s, &bc, ctx.path(), &["--runtime", "runc", "--no-cache"]);
     assert_eq!(file(&dir_tree(out.path()), "ran"), "ran\n");

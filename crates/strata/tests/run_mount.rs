@@ -8,39 +8,9 @@ use std::path::Path;
 
 use common::*;
 
-fn setup() -> Option<(Strata, String)> {
-    if !is_root() {
-        skip("RUN needs root (overlay mounts and runc)");
-        return None;
-    }
-    tool("runc", "runc")?;
-    let layout = busybox_layout()?;
-    Some((Strata::new(), busybox_context("busybox", &layout)))
-}
-
-fn build_local(s: &Strata, bc: &str, ctx: &Path, extra: &[&str]) -> (Build, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let dest = format!("type=local,dest={}", out.path().display());
-    let mut args = vec!["--build-context", bc, "-o", &dest];
-    args.extend_from_slice(extra);
-    let b = s.build(ctx, &args);
-    (b, out)
-}
-
-fn file(tree: &Tree, path: &str) -> String {
-    match &tree
-        .get(path)
-        .unwrap_or_else(|| panic!("{path} missing"))
-        .kind
-    {
-        Kind::File(c) => String::from_utf8_lossy(c).into_owned(),
-        other => panic!("{path} is {other:?}"),
-    }
-}
-
 #[test]
 fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let step = |n: u32| {
         context(&[(
             "Dockerfile",
@@ -77,7 +47,7 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
 
 #[test]
 fn tmpfs_and_bind_mounts_leave_nothing_behind() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = context(&[
         (
             "Dockerfile",
@@ -109,7 +79,7 @@ fn tmpfs_and_bind_mounts_leave_nothing_behind() {
 
 #[test]
 fn secrets_reach_the_step_and_nothing_else() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let secret = "s3cr3t-7f1e9c2a-do-not-leak";
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("token");
@@ -181,7 +151,7 @@ fn secrets_reach_the_step_and_nothing_else() {
 
 #[test]
 fn a_bind_of_the_context_is_cached_by_what_it_exposes() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = context(&[
         (
             "Dockerfile",
@@ -307,7 +277,7 @@ fn copy_ssh_add(dir: &Path) -> Option<String> {
 
 #[test]
 fn ssh_mounts_forward_the_agent_with_the_sockets_owner_and_mode() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let Some(agent) = Agent::start() else { return };
     let ctx = context(&[("Dockerfile", "", 0o644)]);
     let Some(loader) = copy_ssh_add(&ctx.path().join("ssh")) else {
@@ -396,7 +366,7 @@ fn ssh_mounts_forward_the_agent_with_the_sockets_owner_and_mode() {
 
 #[test]
 fn a_bind_of_the_context_hides_what_dockerignore_excludes() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = context(&[
         (
             "Dockerfile",
@@ -460,7 +430,7 @@ fn a_bind_of_the_context_hides_what_dockerignore_excludes() {
 
 #[test]
 fn cache_mounts_are_seeded_from_a_stage_on_first_use() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = context(&[
         (
             "Dockerfile",

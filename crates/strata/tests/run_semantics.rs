@@ -8,40 +8,6 @@ use std::path::Path;
 
 use common::*;
 
-fn setup() -> Option<(Strata, String)> {
-    if !is_root() {
-        skip("RUN needs root (overlay mounts and runc)");
-        return None;
-    }
-    tool("runc", "runc")?;
-    let layout = busybox_layout()?;
-    Some((Strata::new(), busybox_context("busybox", &layout)))
-}
-
-fn dockerfile(text: &str) -> tempfile::TempDir {
-    context(&[("Dockerfile", text, 0o644)])
-}
-
-fn build_local(s: &Strata, bc: &str, ctx: &Path, extra: &[&str]) -> (Build, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let dest = format!("type=local,dest={}", out.path().display());
-    let mut args = vec!["--build-context", bc, "-o", &dest];
-    args.extend_from_slice(extra);
-    let b = s.build(ctx, &args);
-    (b, out)
-}
-
-fn file(tree: &Tree, path: &str) -> String {
-    match &tree
-        .get(path)
-        .unwrap_or_else(|| panic!("{path} missing"))
-        .kind
-    {
-        Kind::File(c) => String::from_utf8_lossy(c).into_owned(),
-        other => panic!("{path} is {other:?}"),
-    }
-}
-
 /// Builds into an OCI layout (named `t`, so tagged `latest`) and returns it.
 fn build_layout(s: &Strata, bc: &str, ctx: &Path, extra: &[&str]) -> tempfile::TempDir {
     let oci = tempfile::tempdir().unwrap();
@@ -94,7 +60,7 @@ fn top_layer(oci: &Path) -> Vec<(String, tar::EntryType, u32, Option<String>)> {
 
 #[test]
 fn a_directory_emptied_and_remade_is_opaque_in_the_layer_and_for_real_clients() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile(
         "FROM busybox\n\
          RUN mkdir -p /dir/sub && touch /dir/a /dir/b /dir/sub/c\n\
@@ -144,7 +110,7 @@ fn a_directory_emptied_and_remade_is_opaque_in_the_layer_and_for_real_clients() 
 
 #[test]
 fn setuid_bits_and_hardlinks_made_by_run_are_kept() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile(
         "FROM busybox\n\
          RUN mkdir -p /opt/tools /shared && echo tool > /opt/tools/su-tool \
@@ -193,7 +159,7 @@ fn setuid_bits_and_hardlinks_made_by_run_are_kept() {
 
 #[test]
 fn shell_sets_how_shell_form_runs() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     // /bin/sh -c: a failing command in a list does not stop it.
     let plain = dockerfile("FROM busybox\nRUN false; echo continued > /x\n");
     let (_, out) = build_local(&s, &bc, plain.path(), &[]);
@@ -229,7 +195,7 @@ fn shell_sets_how_shell_form_runs() {
 
 #[test]
 fn user_with_a_group_and_supplementary_groups() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile(
         "FROM busybox\n\
          RUN echo 'audio:x:29:app' >> /etc/group && echo 'video:x:44:nobody,app' >> /etc/group\n\
@@ -254,7 +220,7 @@ fn user_with_a_group_and_supplementary_groups() {
 
 #[test]
 fn sandboxed_runs_are_under_seccomp_and_insecure_ones_are_not() {
-    let Some((s, bc)) = setup() else { return };
+    let Some((s, bc)) = run_setup() else { return };
     let ctx = dockerfile(
         "FROM busybox\n\
          RUN grep '^Seccomp:' /proc/self/status > /sandbox; (unshare -U true 2>&1 || true) >> /sandbox\n\

@@ -711,6 +711,33 @@ pub fn run_setup() -> Option<(Strata, String)> {
     Some((Strata::new(), busybox_context("busybox", &layout)))
 }
 
+/// A context holding only a Dockerfile.
+pub fn dockerfile(text: &str) -> TempDir {
+    context(&[("Dockerfile", text, 0o644)])
+}
+
+/// Builds with `--build-context BC -o type=local` and returns the root file system.
+pub fn build_local(s: &Strata, bc: &str, ctx: &Path, extra: &[&str]) -> (Build, TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    let mut args = vec!["--build-context", bc, "-o", &dest];
+    args.extend_from_slice(extra);
+    let b = s.build(ctx, &args);
+    (b, out)
+}
+
+/// The content of the regular file `path` in `tree`.
+pub fn file(tree: &Tree, path: &str) -> String {
+    match &tree
+        .get(path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+        .kind
+    {
+        Kind::File(c) => String::from_utf8_lossy(c).into_owned(),
+        other => panic!("{path} is {other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // A Debian base image, as an OCI layout
 
