@@ -14,9 +14,17 @@ pub struct Platform {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid platform {value:?}: expected os/arch[/variant], e.g. linux/amd64")]
+#[error("invalid platform {value:?}: expected os/arch[/variant], e.g. linux/amd64{}", list_hint(.value))]
 pub struct PlatformError {
     pub value: String,
+}
+
+fn list_hint(value: &str) -> &'static str {
+    if value.contains(',') {
+        " (one platform: multi-platform builds are not supported, build each on its own)"
+    } else {
+        ""
+    }
 }
 
 impl Platform {
@@ -73,10 +81,13 @@ impl FromStr for Platform {
             value: s.to_string(),
         };
         let parts: Vec<&str> = s.split('/').collect();
-        if parts
-            .iter()
-            .any(|p| p.is_empty() || p.contains(char::is_whitespace))
-        {
+        // Components as containerd allows them: letters, digits, `_` and `-`.
+        let valid = |p: &&str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !parts.iter().all(valid) {
             return Err(err());
         }
         match parts.as_slice() {
@@ -119,9 +130,23 @@ mod tests {
                 "{input}"
             );
         }
-        for bad in ["linux", "", "linux/", "a/b/c/d", "linux /amd64"] {
+        for bad in [
+            "linux",
+            "",
+            "linux/",
+            "a/b/c/d",
+            "linux /amd64",
+            "linux/amd64,linux/arm64",
+            "linux/amd64;",
+        ] {
             assert!(bad.parse::<Platform>().is_err(), "{bad}");
         }
+        let list = "linux/amd64,linux/arm64".parse::<Platform>().unwrap_err();
+        assert!(
+            list.to_string()
+                .contains("multi-platform builds are not supported"),
+            "{list}"
+        );
     }
 
     #[test]
