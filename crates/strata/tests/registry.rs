@@ -317,3 +317,117 @@ fn docker_pulls_what_strata_pushed() {
         "{tree:?}"
     );
 }
+
+/// `sha256:…` of `path`'s bytes (coreutils' sha256sum).
+fn sha256_file(path: &Path) -> String {
+    let out = run_ok(Command::new("sha256sum").arg(path));
+    let hex = String::from_utf8(out).unwrap();
+    format!("sha256:{}", hex.split_whitespace().next().unwrap())
+}
+
+/// The content of `/x` in a build `FROM image` (with `--platform` when given).
+fn x_from(s: &Strata, image: &str, flags: &[&str]) -> String {
+    let ctx = context(&[("Dockerfile", &format!("FROM {image}\n"), 0o644)]);
+    let out = ctx.path().join("out");
+    let mut args = vec!["-o".to_string(), format!("type=local,dest={}", arg(&out))];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    s.build(ctx.path(), &args);
+    std::fs::read_to_string(out.join("x")).unwrap()
+}
+
+#[test]
+fn an_index_resolves_to_the_platform_and_zstd_layers_are_read() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let Some(skopeo) = tool("skopeo", "skopeo") else {
+        return;
+    };
+    // One image per platform in one OCI layout (arm64's layer zstd), then an index of
+    // both, copied to the registry by skopeo as a multi-platform image.
+    let s = Strata::new();
+    let layout = tempfile::tempdir().unwrap();
+    for (arch, compression) in [("amd64", "gzip"), ("arm64", "zstd")] {
+        let ctx = context(&[
+            ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+            ("x", arch, 0o644),
+        ]);
+        let dest = format!(
+            "type=oci,dest={},tar=false,name=multi:{arch},compression={compression}",
+            arg(layout.path())
+        );
+        s.build(
+            ctx.path(),
+            &["--platform", &format!("linux/{arch}"), "-o", &dest],
+        );
+    }
+    let top = read_json(&layout.path().join("index.json"));
+    let mut manifests: Vec<Value> = top["manifests"].as_array().unwrap().clone();
+    assert_eq!(manifests.len(), 2, "{top}");
+    for m in &mut manifests {
+        m.as_object_mut().unwrap().remove("annotations");
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    let tmp = layout.path().join("index.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&index).unwrap()).unwrap();
+    let digest = sha256_file(&tmp);
+    let size = std::fs::metadata(&tmp).unwrap().len();
+    std::fs::rename(&tmp, layout.path().join("blobs/sha256").join(&digest[7..])).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest,
+            "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"},
+        }],
+    });
+    std::fs::write(layout.path().join("index.json"), top.to_string()).unwrap();
+    let name = format!("{}/team/multi:latest", reg.addr);
+    run_ok(Command::new(skopeo).args([
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:latest", arg(layout.path())),
+        &format!("docker://{name}"),
+    ]));
+
+    // The build platform's manifest by default, another with --platform; zstd read.
+    let s2 = Strata::new();
+    assert_eq!(x_from(&s2, &name, &[]), "amd64");
+    let s3 = Strata::new();
+    s3.ok(&["pull", "-q", "--platform", "linux/arm64", &name]);
+    let inspect: Value =
+        serde_json::from_slice(&s3.ok(&["image", "inspect", &name]).stdout).unwrap();
+    assert_eq!(inspect["Config"]["architecture"], "arm64", "{inspect}");
+    assert_eq!(x_from(&s3, &name, &["--platform", "linux/arm64"]), "arm64");
+}
+
+#[test]
+fn a_tag_resolved_earlier_is_used_until_pull_asks_the_registry() {
+    let Some(reg) = harness::Registry::start() else {
+        return;
+    };
+    let name = format!("{}/team/moving:latest", reg.addr);
+    let push = |content: &str| {
+        let s = Strata::new();
+        let ctx = context(&[
+            ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+            ("x", content, 0o644),
+        ]);
+        s.build(ctx.path(), &["--push", "-t", &name]);
+    };
+    push("one");
+    let s = Strata::new();
+    assert_eq!(x_from(&s, &name, &[]), "one");
+    push("two");
+    // Default: the tag as resolved earlier, without asking the registry.
+    assert_eq!(x_from(&s, &name, &[]), "one");
+    // --pull: the registry's current image.
+    assert_eq!(x_from(&s, &name, &["--pull"]), "two");
+    assert_eq!(x_from(&s, &name, &[]), "two");
+}
