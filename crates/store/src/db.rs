@@ -132,9 +132,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(db_error("opening"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(db_error("setting busy_timeout"))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(db_error("switching to WAL"))?;
+    let mode = wal(&conn).map_err(db_error("switching to WAL"))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::NotWal {
             path: path.to_path_buf(),
@@ -146,6 +144,24 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(db_error("enabling foreign keys"))?;
     migrate(conn, path)
+}
+
+/// Switches to WAL (a no-op once the file is in WAL mode). Two processes opening a new
+/// store at once can both try the switch, which needs an exclusive lock and fails with
+/// SQLITE_BUSY without waiting on `busy_timeout`: retry it for as long.
+fn wal(conn: &Connection) -> rusqlite::Result<String> {
+    let start = std::time::Instant::now();
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && start.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn migrate(mut conn: Connection, path: &Path) -> Result<Connection> {

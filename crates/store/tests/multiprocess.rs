@@ -26,6 +26,7 @@ fn child() {
         "writer-b" => concurrent_writer(&root, "b"),
         "killed" => write_until_killed(&root),
         "holder" => hold_a_temp_file(&root),
+        "opener" => open_on_signal(&root),
         other => panic!("unknown role {other}"),
     }
 }
@@ -360,4 +361,32 @@ fn opening_the_store_keeps_a_live_process_temp_files() {
     );
     // The child's Store dropped at exit and removed its own session.
     assert!(!child_tmp.exists());
+}
+
+/// Opens the store when the parent says so.
+fn open_on_signal(root: &Path) {
+    say("ready");
+    wait_for_parent();
+    Store::open(root).unwrap();
+    say("opened");
+}
+
+/// Processes opening a new store at once: each switches the new file to WAL, which
+/// needs an exclusive lock; none may fail with "database is locked".
+#[test]
+fn processes_opening_a_new_store_at_once_all_succeed() {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut procs: Vec<Proc> = (0..6).map(|_| Proc::spawn("opener", dir.path())).collect();
+        for p in &mut procs {
+            assert_eq!(p.recv(), "ready");
+        }
+        for p in &mut procs {
+            p.send("go");
+        }
+        for mut p in procs {
+            assert_eq!(p.recv(), "opened");
+            p.wait_success();
+        }
+    }
 }
