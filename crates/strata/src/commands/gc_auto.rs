@@ -105,9 +105,8 @@ fn unix_now() -> u64 {
 }
 
 /// An upper bound of the bytes stored since `t` (Unix seconds): the layers and blobs
-/// whose inode changed since (a layer is renamed into place when committed), every
-/// file counted at its apparent size, hardlinks as often as they appear. Walks only
-/// the new layers.
+/// whose inode changed since (a layer is renamed into place when committed), as
+/// [`tree_size`] counts them. Walks only the new layers.
 fn added_since(root: &std::path::Path, t: u64) -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     let new = |m: &std::fs::Metadata| m.ctime() >= t as i64;
@@ -129,8 +128,16 @@ fn added_since(root: &std::path::Path, t: u64) -> std::io::Result<u64> {
     Ok(total)
 }
 
+/// Apparent sizes, a file with several links counted as size / links: an inode whose
+/// every link is new is counted whole, one shared with an older layer (an incremental
+/// COPY's unchanged file) only in part, though it adds nothing.
 fn tree_size(path: &std::path::Path, m: &std::fs::Metadata) -> std::io::Result<u64> {
-    let mut total = m.len();
+    use std::os::unix::fs::MetadataExt;
+    let mut total = if m.is_dir() || m.nlink() <= 1 {
+        m.len()
+    } else {
+        m.len() / m.nlink()
+    };
     if m.is_dir() {
         for entry in std::fs::read_dir(path)? {
             let entry = entry?;
