@@ -98,7 +98,8 @@ fn write_estimate(store: &Store, e: Estimate) {
     }
 }
 
-fn unix_now() -> u64 {
+/// Now, in Unix seconds.
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

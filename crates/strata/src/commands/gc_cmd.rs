@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 use strata_store::{GcState, PruneOptions, RecordEntry, RecordKind, Resource, Store};
 
-use super::gc_auto::{parse_duration, parse_size};
+use super::gc_auto::{parse_duration, parse_size, unix_now};
 use crate::diagnostics::Usage;
 use crate::progress::plain::human;
 use crate::stdout::outln;
@@ -199,7 +199,7 @@ pub fn du(args: DuArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let now = now();
+    let now = unix_now();
     if args.verbose {
         for r in &rows {
             outln!("ID:\t\t{}", r.id);
@@ -277,7 +277,7 @@ pub fn ls(args: LsArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let now = now();
+    let now = unix_now();
     for r in &rows {
         outln!(
             "{}  {:<15}  {:>9}  {:<15}  {}",
@@ -342,7 +342,7 @@ impl Filters {
 }
 
 pub fn prune(args: PruneArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
-    let filters = Filters::parse(&args.filters, now())?;
+    let filters = Filters::parse(&args.filters, unix_now())?;
     let keep = args
         .keep_storage
         .as_deref()
@@ -522,12 +522,6 @@ fn short(id: &str) -> String {
         .chars()
         .take(12)
         .collect()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// `5 minutes ago`.
