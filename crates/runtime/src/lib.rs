@@ -13,6 +13,7 @@
 
 mod error;
 mod executor;
+mod hybrid;
 mod oci;
 mod rootfs;
 pub mod seccomp;

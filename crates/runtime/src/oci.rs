@@ -105,6 +105,9 @@ pub struct OciRuntime {
     /// (`<id>.runtime`) are written while they run, so that whoever cleans up after a
     /// killed strata can kill an orphaned container and its runtime.
     pid_dir: Option<PathBuf>,
+    /// cgroup2 mounts detached in a private mount namespace around every invocation
+    /// (crun on a cgroup v1 hybrid host, see [`crate::hybrid`]).
+    hide: Vec<std::ffi::CString>,
 }
 
 impl OciRuntime {
@@ -119,7 +122,15 @@ impl OciRuntime {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| binary.display().to_string());
+        // crun refuses hybrid hosts whose cgroup2 mount has controllers; it works
+        // when it does not see that mount. runc needs nothing of the sort.
+        let hide = if name == "crun" {
+            crate::hybrid::refused_cgroup2_mounts()
+        } else {
+            Vec::new()
+        };
         Ok(OciRuntime {
+            hide,
             name,
             state,
             bundles,
@@ -145,8 +156,9 @@ impl OciRuntime {
     }
 
     /// Picks the runtime for `choice`. `Auto` tries crun once with a probe container
-    /// (crun 1.8 refuses cgroup v1 hybrid hosts, which `crun --version` does not tell)
-    /// and falls back to runc, saying why in [`Selected::note`]. Blocking (it may run
+    /// (whatever may stop crun, which `crun --version` does not tell; on cgroup v1
+    /// hybrid hosts crun runs without the cgroup2 mount, see [`crate::hybrid`]) and
+    /// falls back to runc, saying why in [`Selected::note`]. Blocking (it may run
     /// the probe). First removes the cgroups that containers of killed strata
     /// processes left behind.
     pub fn select(choice: &RuntimeChoice, work: &Path) -> Result<Selected> {
@@ -206,7 +218,8 @@ impl OciRuntime {
         let bundle = self.bundles.join(&id);
         let rootfs = bundle.join("rootfs");
         let result = (|| -> Result<std::process::Output, String> {
-            fs_err::create_dir_all(&rootfs).map_err(|e| e.to_string())?;
+            // crun opens the root's /dev before it looks the program up.
+            fs_err::create_dir_all(rootfs.join("dev")).map_err(|e| e.to_string())?;
             let spec = serde_json::json!({
                 "ociVersion": "1.0.2",
                 "root": {"path": rootfs},
@@ -216,9 +229,7 @@ impl OciRuntime {
             });
             fs_err::write(bundle.join("config.json"), spec.to_string())
                 .map_err(|e| e.to_string())?;
-            std::process::Command::new(&self.binary)
-                .arg("--root")
-                .arg(&self.state)
+            self.command()
                 .args(["run", "--bundle"])
                 .arg(&bundle)
                 .arg(&id)
@@ -241,6 +252,21 @@ impl OciRuntime {
         }
     }
 
+    /// `RUNTIME --root STATE`, in a mount namespace without the cgroup2 mounts crun
+    /// would refuse the host for, if any.
+    fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.state);
+        crate::hybrid::hide_mounts(&mut cmd, &self.hide);
+        cmd
+    }
+
+    /// Whether invocations run in a mount namespace without the host's cgroup2 mount
+    /// (crun on a cgroup v1 hybrid host whose cgroup2 mount has controllers).
+    pub fn hides_cgroup2(&self) -> bool {
+        !self.hide.is_empty()
+    }
+
     /// Unique on the host, not just in our state directory: runtimes name the
     /// container's cgroups after it.
     fn container_id(&self) -> String {
@@ -258,9 +284,8 @@ impl OciRuntime {
 
     /// `RUNTIME delete --force ID`, ignoring failure (it may be gone already).
     fn force_delete(&self, id: &str) {
-        let _ = std::process::Command::new(&self.binary)
-            .arg("--root")
-            .arg(&self.state)
+        let _ = self
+            .command()
             .args(["delete", "--force", id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -340,9 +365,7 @@ impl OciRuntime {
             stubs,
             log,
         } = self.bundle(req, terminal)?;
-        let status = tokio::process::Command::new(&self.binary)
-            .arg("--root")
-            .arg(&self.state)
+        let status = tokio::process::Command::from(self.command())
             .arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "run", "--bundle"])
@@ -393,10 +416,8 @@ impl OciRuntime {
             stubs,
             log,
         } = self.bundle(req, false)?;
-        let mut cmd = tokio::process::Command::new(&self.binary);
-        cmd.arg("--root")
-            .arg(&self.state)
-            .arg("--log")
+        let mut cmd = tokio::process::Command::from(self.command());
+        cmd.arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "run", "--bundle"])
             .arg(&bundle.dir);
@@ -469,9 +490,7 @@ impl OciRuntime {
     /// Kills the container and waits for the runtime to exit, then removes what is
     /// left of the container.
     async fn kill(&self, id: &str, child: &mut tokio::process::Child) {
-        let killed = tokio::process::Command::new(&self.binary)
-            .arg("--root")
-            .arg(&self.state)
+        let killed = tokio::process::Command::from(self.command())
             .args(["kill", id, "KILL"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -198,7 +198,12 @@ pub struct BuildArgs {
     pub quiet: bool,
     /// OCI runtime for RUN: `auto` (crun where it works, else runc), `runc`, `crun`,
     /// or the path of a runc-compatible binary.
-    #[arg(long, value_name = "RUNTIME", default_value = "auto")]
+    #[arg(
+        long,
+        env = "STRATA_RUNTIME",
+        value_name = "RUNTIME",
+        default_value = "auto"
+    )]
     pub runtime: strata_ops::RuntimeChoice,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` (a file) or
     /// `id=ID,env=VAR` (an environment variable; `id=ID` alone reads `$ID`).

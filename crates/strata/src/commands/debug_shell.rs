@@ -38,7 +38,12 @@ pub struct ShellArgs {
     #[arg(value_name = "BUILD_ID")]
     pub build: String,
     /// OCI runtime: `auto`, `runc`, `crun` or a path.
-    #[arg(long, value_name = "RUNTIME", default_value = "auto")]
+    #[arg(
+        long,
+        env = "STRATA_RUNTIME",
+        value_name = "RUNTIME",
+        default_value = "auto"
+    )]
     pub runtime: strata_ops::RuntimeChoice,
     /// What to run (default: `/bin/sh`), after `--`.
     #[arg(last = true, value_name = "CMD")]
