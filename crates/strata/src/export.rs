@@ -53,6 +53,14 @@ impl BlobSink for StoreSink {
         ))
     }
 
+    fn open_file(&self, d: &Digest) -> Option<std::io::Result<std::fs::File>> {
+        // Stored layers (directories) have no file: they stream through `open`.
+        match std::fs::File::open(self.0.blob_path(d)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            opened => Some(opened),
+        }
+    }
+
     fn lookup_compressed(&self, key: &CompressedKey) -> Option<CompressedLayer> {
         // Only epoch-free exports are memoised: then the export diffID is the layer id.
         if key.source_date_epoch.is_some() {
@@ -96,10 +104,14 @@ impl LayerSource for SnapLayer {
         self.id
     }
 
-    fn write_tar(&self, w: &mut dyn Write, source_date_epoch: Option<i64>) -> std::io::Result<()> {
+    fn write_tar(
+        &self,
+        w: &mut dyn Write,
+        source_date_epoch: Option<i64>,
+    ) -> std::io::Result<Digest> {
         self.layers
             .write_tar(&self.id, w, &TarOptions { source_date_epoch })
-            .map(|_| ())
+            .map(|(diff_id, _)| diff_id)
             .map_err(std::io::Error::other)
     }
 }
@@ -193,12 +205,7 @@ pub fn write_oci(
     let sink = StoreSink(store.clone(), layers.clone());
     if tar {
         let f = atomic_file(dest)?;
-        strata_image::outputs::write_oci_archive_named(
-            std::io::BufWriter::new(f.as_file()),
-            image,
-            &sink,
-            names,
-        )?;
+        strata_image::outputs::write_oci_archive_named(f.as_file(), image, &sink, names)?;
         f.persist(dest)
             .with_context(|| format!("writing {}", dest.display()))?;
     } else {
@@ -215,12 +222,7 @@ pub fn write_docker(
 ) -> Result<()> {
     let sink = StoreSink(store.clone(), layers.clone());
     let f = atomic_file(dest)?;
-    strata_image::outputs::write_docker_archive(
-        std::io::BufWriter::new(f.as_file()),
-        image,
-        &sink,
-        tags,
-    )?;
+    strata_image::outputs::write_docker_archive(f.as_file(), image, &sink, tags)?;
     f.persist(dest)
         .with_context(|| format!("writing {}", dest.display()))?;
     Ok(())

@@ -101,11 +101,11 @@ impl ImageError {
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> ImageError {
+    ) -> impl Fn(std::io::Error) -> ImageError {
         let path = path.into();
         move |source| ImageError::Io {
             action,
-            path,
+            path: path.clone(),
             source,
         }
     }

@@ -1,4 +1,4 @@
-//! One layer in one pass: the tar streams through a hasher (the diffID) into the
+//! One layer in one pass: the tar (hashed by its writer: the diffID) streams into the
 //! encoder, and the encoder into the blob sink (which hashes the compressed bytes);
 //! `pipeline.rs` runs those stages on separate threads, a few blocks apart.
 
@@ -41,8 +41,7 @@ pub(crate) fn export_layer(
     let (blob, size) = sink
         .put(&mut |out| {
             let produce = |w: &mut dyn io::Write| layer.write_tar(w, source_date_epoch);
-            let (d, _len) = compress_stream(compression, workers, produce, out)?;
-            diff_id = Some(d);
+            diff_id = Some(compress_stream(compression, workers, produce, out)?);
             Ok(())
         })
         .map_err(|source| ImageError::Layer {

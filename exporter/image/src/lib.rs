@@ -31,5 +31,5 @@ pub use build::{build_image, BuiltImage, ImageOptions, MediaTypes};
 pub use compression::{Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DOCKER_LAYER};
 pub use config::GENERATED_HISTORY_COMMENT;
 pub use error::ImageError;
-pub use seams::{BlobSink, CompressedKey, CompressedLayer, LayerSource};
+pub use seams::{hash_written, BlobSink, CompressedKey, CompressedLayer, LayerSource};
 pub use sinks::{DirSink, MemorySink};

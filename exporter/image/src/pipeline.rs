@@ -1,7 +1,7 @@
 //! One layer's bytes through three stages that run at once:
 //!
-//! 1. a producer thread runs the layer's tar writer, hashes the tar (the diffID) and
-//!    hands it to the encoder, cut into blocks for gzip;
+//! 1. a producer thread runs the layer's tar writer (which hashes the tar itself: the
+//!    diffID) and hands the bytes to the encoder, cut into blocks for gzip;
 //! 2. the encoder compresses: gzip blocks on a shared worker pool
 //!    ([`crate::gzip_blocks`]), zstd on libzstd's own workers;
 //! 3. the calling thread receives the compressed pieces in order and writes them to
@@ -17,7 +17,6 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;
 
 use rayon::ThreadPool;
-use strata_digest::{Digest, HashingWriter};
 
 use crate::gzip_blocks::{self, GzipBlocks};
 use crate::Compression;
@@ -119,15 +118,16 @@ fn build_pool(n: NonZeroUsize) -> Option<ThreadPool> {
         .ok()
 }
 
-/// Compress what `produce` writes into `out`. Returns the sha256 and length of the
-/// uncompressed bytes. `flush` calls from `produce` are ignored: block boundaries
+/// Compress what `produce` writes into `out`; returns what `produce` returned (the
+/// layer's diffID: the tar writer hashes what it writes, so the pipeline does not hash
+/// the tar a second time). `flush` calls from `produce` are ignored: block boundaries
 /// (and so the output) must not depend on them.
-pub(crate) fn compress_stream(
+pub(crate) fn compress_stream<T: Send>(
     compression: Compression,
     workers: &Workers,
-    produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send,
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<T> + Send,
     out: &mut dyn Write,
-) -> io::Result<(Digest, u64)> {
+) -> io::Result<T> {
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::sync_channel(workers.depth());
         let producer = std::thread::Builder::new()
@@ -138,8 +138,9 @@ pub(crate) fn compress_stream(
                     buf: Vec::new(),
                 };
                 let mut w = Producer::new(compression, workers, chunks)?;
-                produce(&mut w)?;
-                w.finish()
+                let value = produce(&mut w)?;
+                w.finish()?;
+                Ok(value)
             })?;
         let written = drain(rx, out);
         let produced = match producer.join() {
@@ -148,7 +149,8 @@ pub(crate) fn compress_stream(
         };
         // When the sink fails, the producer fails too (nobody reads); the sink's
         // error is the cause.
-        written.and(produced)
+        written?;
+        produced
     })
 }
 
@@ -242,13 +244,11 @@ enum Encoder<'w> {
     Zstd(zstd::Encoder<'static, Chunks>),
 }
 
-/// The producer's writer: blocks of the uncompressed stream, hashed, then encoded
-/// (zstd takes the bytes as they come: it cuts its own jobs).
+/// The producer's writer: blocks of the uncompressed stream, encoded (zstd takes the
+/// bytes as they come: it cuts its own jobs).
 struct Producer<'w> {
     block: Vec<u8>,
     block_size: usize,
-    /// The diffID.
-    hasher: HashingWriter<io::Sink>,
     encoder: Encoder<'w>,
 }
 
@@ -280,14 +280,12 @@ impl<'w> Producer<'w> {
         Ok(Producer {
             block: Vec::with_capacity(block_size),
             block_size,
-            hasher: HashingWriter::new(io::sink()),
             encoder,
         })
     }
 
-    /// Hash the current block and hand it to the encoder.
+    /// Hand the current block to the encoder.
     fn emit(&mut self) -> io::Result<()> {
-        self.hasher.write_all(&self.block)?;
         match &mut self.encoder {
             Encoder::Plain(out) => {
                 let next = Vec::with_capacity(self.block_size);
@@ -305,8 +303,7 @@ impl<'w> Producer<'w> {
         }
     }
 
-    fn finish(mut self) -> io::Result<(Digest, u64)> {
-        self.hasher.write_all(&self.block)?;
+    fn finish(self) -> io::Result<()> {
         let out = match self.encoder {
             Encoder::Plain(mut out) => {
                 out.write_all(&self.block)?;
@@ -318,9 +315,7 @@ impl<'w> Producer<'w> {
                 z.finish()?
             }
         };
-        out.finish()?;
-        let (digest, len, _) = self.hasher.finish();
-        Ok((digest, len))
+        out.finish()
     }
 }
 
@@ -328,9 +323,7 @@ impl Write for Producer<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Encoder::Zstd(z) = &mut self.encoder {
             // libzstd gathers its own jobs: no block to copy into.
-            let n = z.write(buf)?;
-            self.hasher.write_all(&buf[..n])?;
-            return Ok(n);
+            return z.write(buf);
         }
         let n = buf.len().min(self.block_size - self.block.len());
         self.block.extend_from_slice(&buf[..n]);
@@ -388,9 +381,7 @@ mod tests {
                 w.flush()
             }),
         };
-        let (digest, len) = compress_stream(c, workers, produce, &mut out).unwrap();
-        assert_eq!(digest, strata_digest::sha256(data));
-        assert_eq!(len, data.len() as u64);
+        compress_stream(c, workers, produce, &mut out).unwrap();
         out
     }
 
@@ -606,7 +597,7 @@ mod tests {
         let workers = Workers::new(None, c);
         let produce = |w: &mut dyn Write| {
             w.write_all(&sample(3 * gzip_blocks::BLOCK))?;
-            Err(io::Error::new(
+            Err::<(), _>(io::Error::new(
                 io::ErrorKind::NotFound,
                 "layer file vanished",
             ))

@@ -16,10 +16,28 @@ pub trait LayerSource: Send + Sync {
     /// [`crate::build_image`] checks this when it exports without an epoch.
     fn layer_id(&self) -> Digest;
 
-    /// Write the uncompressed layer tar to `w`. With `source_date_epoch`, entry mtimes
-    /// later than the epoch are clamped to it. The same arguments must give the same
-    /// bytes every time (the compression memo relies on it).
-    fn write_tar(&self, w: &mut dyn Write, source_date_epoch: Option<i64>) -> std::io::Result<()>;
+    /// Write the uncompressed layer tar to `w` and return the sha256 of what was
+    /// written: the exporter checks it against [`LayerSource::layer_id`] and uses it as
+    /// the diffID, without hashing the tar again (a tar writer hashes as it writes for
+    /// free; [`hash_written`] serves a source that does not). With
+    /// `source_date_epoch`, entry mtimes later than the epoch are clamped to it. The
+    /// same arguments must give the same bytes every time (the compression memo relies
+    /// on it).
+    fn write_tar(
+        &self,
+        w: &mut dyn Write,
+        source_date_epoch: Option<i64>,
+    ) -> std::io::Result<Digest>;
+}
+
+/// Runs `write` on a writer that hashes what passes through to `w`; returns the sha256.
+pub fn hash_written(
+    w: &mut dyn Write,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<Digest> {
+    let mut hashing = strata_digest::HashingWriter::new(w);
+    write(&mut hashing)?;
+    Ok(hashing.finish().0)
 }
 
 /// Where blobs go: a content-addressed store.
@@ -35,6 +53,12 @@ pub trait BlobSink: Send + Sync {
     ) -> std::io::Result<(Digest, u64)>;
 
     fn open(&self, d: &Digest) -> std::io::Result<Box<dyn Read + Send>>;
+
+    /// The blob as a file, when the sink keeps it as one (`None` otherwise): outputs
+    /// writing to files then copy it inside the kernel.
+    fn open_file(&self, _d: &Digest) -> Option<std::io::Result<std::fs::File>> {
+        None
+    }
 
     /// Memo of earlier compressions, so that re-exports skip compressing. A hit is only
     /// used when [`BlobSink::has`] still finds the blob.

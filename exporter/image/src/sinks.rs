@@ -140,4 +140,8 @@ impl BlobSink for DirSink {
     fn open(&self, d: &Digest) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(fs::File::open(self.path(d))?))
     }
+
+    fn open_file(&self, d: &Digest) -> Option<io::Result<fs::File>> {
+        Some(fs::File::open(self.path(d)))
+    }
 }

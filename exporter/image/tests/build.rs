@@ -381,7 +381,7 @@ impl LayerSource for Lying {
     fn layer_id(&self) -> Digest {
         sha256(b"something else")
     }
-    fn write_tar(&self, w: &mut dyn Write, epoch: Option<i64>) -> io::Result<()> {
+    fn write_tar(&self, w: &mut dyn Write, epoch: Option<i64>) -> io::Result<Digest> {
         self.0.write_tar(w, epoch)
     }
 }
@@ -392,7 +392,7 @@ impl LayerSource for Failing {
     fn layer_id(&self) -> Digest {
         sha256(b"failing")
     }
-    fn write_tar(&self, w: &mut dyn Write, _: Option<i64>) -> io::Result<()> {
+    fn write_tar(&self, w: &mut dyn Write, _: Option<i64>) -> io::Result<Digest> {
         w.write_all(&[0u8; 4096])?;
         Err(io::Error::other("disk on fire"))
     }

@@ -435,3 +435,69 @@ fn layers_shared_between_images_are_written_once() {
     let blob = format!("blobs/sha256/{}", img.layers[0].0.digest.hex());
     assert_eq!(entries.iter().filter(|e| e.0 == blob).count(), 1);
 }
+
+/// An image whose blobs are files in a [`DirSink`], as in the store.
+fn dir_image(sink: &DirSink, compression: Compression) -> BuiltImage {
+    let layers = vec![
+        TestLayer::new(&[("etc/hostname", b"strata\n", 1_600_000_000)]),
+        // Several MiB: the kernel copy and the hashing thread take many pieces.
+        TestLayer::generated(9, 3_000_000),
+    ];
+    let opts = ImageOptions {
+        compression,
+        source_date_epoch: Some(0),
+        ..ImageOptions::default()
+    };
+    build_image(config(2), &as_sources(&layers), &opts, sink).unwrap()
+}
+
+#[test]
+fn archives_written_to_files_copy_blobs_in_the_kernel_with_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = DirSink::new(dir.path().join("store"));
+    let img = dir_image(&sink, Compression::default());
+    // Through a buffer (a Vec has no file) and into files (copy_file_range).
+    let mut buffered = Vec::new();
+    write_oci_archive(&mut buffered, &img, &sink, Some("v1")).unwrap();
+    let path = dir.path().join("out.tar");
+    write_oci_archive(fs::File::create(&path).unwrap(), &img, &sink, Some("v1")).unwrap();
+    assert!(fs::read(&path).unwrap() == buffered);
+
+    let mut buffered = Vec::new();
+    let tags = ["app:1".to_string()];
+    write_docker_archive(&mut buffered, &img, &sink, &tags).unwrap();
+    let file = fs::File::create(&path).unwrap();
+    write_docker_archive(&file, &img, &sink, &tags).unwrap();
+    assert!(fs::read(&path).unwrap() == buffered);
+}
+
+#[test]
+fn a_corrupt_blob_file_fails_the_kernel_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = DirSink::new(dir.path().join("store"));
+    let img = dir_image(&sink, Compression::Uncompressed);
+    let (layer, _) = &img.layers[1];
+    let good = fs::read(sink.path(&layer.digest)).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 1;
+    let short = good[..good.len() - 1].to_vec();
+    let mut long = good.clone();
+    long.push(0);
+    for (bad, size) in [
+        (flipped, good.len()),
+        (short, good.len() - 1),
+        (long, good.len() + 1),
+    ] {
+        fs::write(sink.path(&layer.digest), &bad).unwrap();
+        let path = dir.path().join("out.tar");
+        let err =
+            write_oci_archive(fs::File::create(&path).unwrap(), &img, &sink, None).unwrap_err();
+        assert!(
+            matches!(err, ImageError::BlobMismatch { digest, actual_size, .. }
+                if digest == layer.digest && actual_size == size as u64),
+            "{err}"
+        );
+        let err = write_oci_layout(&dir.path().join("layout"), &img, &sink, None).unwrap_err();
+        assert!(matches!(err, ImageError::BlobMismatch { .. }), "{err}");
+    }
+}

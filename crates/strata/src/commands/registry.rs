@@ -172,8 +172,9 @@ impl LayerSource for StoredTar {
         self.id
     }
 
-    fn write_tar(&self, w: &mut dyn Write, _epoch: Option<i64>) -> std::io::Result<()> {
-        std::io::copy(&mut self.sink.open(&self.id)?, w).map(|_| ())
+    fn write_tar(&self, w: &mut dyn Write, _epoch: Option<i64>) -> std::io::Result<Digest> {
+        let mut tar = self.sink.open(&self.id)?;
+        strata_image::hash_written(w, |w| std::io::copy(&mut tar, w).map(|_| ()))
     }
 }
 

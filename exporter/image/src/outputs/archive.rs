@@ -2,13 +2,14 @@
 //! `manifest.json`, as Docker 25 and later write it; older `docker load` reads the
 //! paths in `manifest.json` and ignores the rest).
 
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 use strata_digest::Digest;
 use strata_oci::{media_types, Reference, ReferenceError};
 
-use super::blob::VerifyingReader;
+use super::blob::{copy_blob_to_file, VerifyingReader};
 use super::{
     blob_path, image_blobs, manifest_entry, name_annotations, new_index, IMAGE_NAME_ANNOTATION,
     OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, WRITE_BUFFER,
@@ -19,10 +20,34 @@ use crate::{BlobSink, BuiltImage, ImageError};
 /// The mtime of every archive entry.
 pub const ARCHIVE_MTIME: u64 = 0;
 
+/// Where an archive goes: any writer; into a file, blobs the sink keeps as files are
+/// copied inside the kernel ([`BlobSink::open_file`]) instead of through a buffer.
+pub trait ArchiveWrite: Write {
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
+}
+
+impl ArchiveWrite for File {
+    fn as_file(&self) -> Option<&File> {
+        Some(self)
+    }
+}
+
+impl ArchiveWrite for &File {
+    fn as_file(&self) -> Option<&File> {
+        Some(self)
+    }
+}
+
+impl ArchiveWrite for Vec<u8> {}
+
+impl ArchiveWrite for &mut Vec<u8> {}
+
 /// Write the OCI layout of `image` as a tar (buildx `type=oci,dest=FILE.tar`);
 /// `ref_name` becomes the manifest's `org.opencontainers.image.ref.name`.
 pub fn write_oci_archive(
-    w: impl Write,
+    w: impl ArchiveWrite,
     image: &BuiltImage,
     sink: &dyn BlobSink,
     ref_name: Option<&str>,
@@ -38,7 +63,7 @@ pub fn write_oci_archive(
 /// index entry per name, with the full reference in `io.containerd.image.name` and its
 /// tag in `org.opencontainers.image.ref.name`; without names, one unnamed entry.
 pub fn write_oci_archive_named(
-    w: impl Write,
+    w: impl ArchiveWrite,
     image: &BuiltImage,
     sink: &dyn BlobSink,
     names: &[Reference],
@@ -59,7 +84,7 @@ pub fn write_oci_archive_named(
 }
 
 fn write_oci_index_archive(
-    w: impl Write,
+    w: impl ArchiveWrite,
     image: &BuiltImage,
     sink: &dyn BlobSink,
     entries: Vec<strata_oci::Descriptor>,
@@ -92,7 +117,7 @@ struct DockerManifestEntry {
 /// references (`app`, `registry:5000/team/app:1.2`); without any, the image loads
 /// untagged. Layers must be uncompressed or gzip.
 pub fn write_docker_archive(
-    w: impl Write,
+    w: impl ArchiveWrite,
     image: &BuiltImage,
     sink: &dyn BlobSink,
     repo_tags: &[String],
@@ -180,7 +205,7 @@ enum Entry {
 
 /// The blobs plus `files`, every entry sorted by path.
 fn write_archive(
-    w: impl Write,
+    w: impl ArchiveWrite,
     image: &BuiltImage,
     sink: &dyn BlobSink,
     files: Vec<(String, Vec<u8>)>,
@@ -224,9 +249,22 @@ fn write_archive(
             }
             Entry::Blob(digest, size) => {
                 file_header(&mut h, size);
-                let mut r = VerifyingReader::open(sink, digest, size)?;
-                tar.append(&h, &mut r)
-                    .map_err(|e| r.classify(e, archive_err))?;
+                let out = tar.get_mut();
+                if out.get_ref().as_file().is_some() {
+                    // Header, then the blob straight into the file, then the padding
+                    // (what `append` writes, minus the trip through the buffer).
+                    out.write_all(h.as_bytes()).map_err(archive_err)?;
+                    out.flush().map_err(archive_err)?;
+                    let file = out.get_ref().as_file().expect("checked above");
+                    copy_blob_to_file(sink, digest, size, file, archive_err)?;
+                    let pad = (512 - size % 512) % 512;
+                    out.write_all(&[0u8; 512][..pad as usize])
+                        .map_err(archive_err)?;
+                } else {
+                    let mut r = VerifyingReader::open(sink, digest, size)?;
+                    tar.append(&h, &mut r)
+                        .map_err(|e| r.classify(e, archive_err))?;
+                }
             }
         }
     }

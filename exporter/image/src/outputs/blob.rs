@@ -1,11 +1,13 @@
 //! Copying a blob out of the sink while checking it is what the manifest says. A
 //! thread reads and hashes ahead, a few pieces in front of the writer, so that
-//! verifying costs no time when the writer is the slower side.
+//! verifying costs no time when the writer is the slower side; from a file into a
+//! file, the kernel copies while a thread hashes the source.
 
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
-use strata_digest::{Digest, HashingReader};
+use strata_digest::{Digest, HashingReader, HashingWriter};
 
 use crate::{BlobSink, ImageError};
 
@@ -161,6 +163,76 @@ pub(crate) fn copy_blob(
         Ok(_) => Ok(()),
         Err(e) => Err(r.classify(e, write_error)),
     }
+}
+
+/// [`copy_blob`] into a file at its current position, inside the kernel when the sink
+/// keeps the blob as a file ([`BlobSink::open_file`]): `copy_file_range` moves the
+/// bytes without a trip through user space while a second thread reads and hashes the
+/// source, so the copy is verified as [`copy_blob`]'s is (a mismatch fails it with the
+/// same error). Falls back to [`copy_blob`] when the sink has no file.
+pub(crate) fn copy_blob_to_file(
+    sink: &dyn BlobSink,
+    digest: Digest,
+    size: u64,
+    dst: &File,
+    write_error: impl Fn(io::Error) -> ImageError,
+) -> Result<(), ImageError> {
+    let src = match sink.open_file(&digest) {
+        None => {
+            let mut w = BufWriter::with_capacity(PIECE as usize, dst);
+            copy_blob(sink, digest, size, &mut w, &write_error)?;
+            return w.flush().map_err(write_error);
+        }
+        Some(Err(source)) => return Err(ImageError::ReadBlob { digest, source }),
+        Some(Ok(f)) => f,
+    };
+    let (copied, hashed) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| hash_file(&src));
+        // std's io::copy between files is copy_file_range (with its own fallbacks).
+        let copied = io::copy(&mut (&src).take(size), &mut &*dst);
+        let hashed = hasher
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the blob hashing thread panicked")));
+        (copied, hashed)
+    });
+    let (actual, actual_size) = hashed.map_err(|source| ImageError::ReadBlob { digest, source })?;
+    if actual != digest || actual_size != size {
+        return Err(ImageError::BlobMismatch {
+            digest,
+            size,
+            actual,
+            actual_size,
+        });
+    }
+    match copied {
+        Ok(n) if n == size => Ok(()),
+        Ok(n) => Err(write_error(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("copied {n} of {size} bytes of blob {digest}"),
+        ))),
+        Err(e) => Err(write_error(e)),
+    }
+}
+
+/// sha256 and length of a whole file, read with `pread` (the file position is the
+/// copy's).
+fn hash_file(f: &File) -> io::Result<(Digest, u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut h = HashingWriter::new(io::sink());
+    let mut buf = vec![0u8; PIECE as usize];
+    let mut offset = 0u64;
+    loop {
+        let n = match f.read_at(&mut buf, offset) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.write_all(&buf[..n])?;
+        offset += n as u64;
+    }
+    let (digest, len, _) = h.finish();
+    Ok((digest, len))
 }
 
 #[cfg(test)]

@@ -1,16 +1,16 @@
 //! An OCI image layout directory: `oci-layout`, `index.json`, `blobs/sha256/<hex>`.
 
 use std::fs;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use strata_oci::{ImageIndex, Reference};
 
-use super::blob::copy_blob;
+use super::blob::copy_blob_to_file;
 use super::{
     image_blobs, manifest_entry, name_annotations, new_index, IMAGE_NAME_ANNOTATION,
-    OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, WRITE_BUFFER,
+    OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION,
 };
 use crate::{BlobSink, BuiltImage, ImageError};
 
@@ -67,20 +67,16 @@ fn write_layout(
         }
         let tmp = tmp_path(&path);
         let result = (|| {
-            let file = fs::File::create(&tmp).map_err(ImageError::io("creating", &tmp))?;
-            let mut w = BufWriter::with_capacity(WRITE_BUFFER, file);
+            let mut file = fs::File::create(&tmp).map_err(ImageError::io("creating", &tmp))?;
             if digest == image.config.digest {
-                w.write_all(&image.config_bytes)
+                file.write_all(&image.config_bytes)
                     .map_err(ImageError::io("writing", &tmp))?;
             } else if digest == image.manifest.digest {
-                w.write_all(&image.manifest_bytes)
+                file.write_all(&image.manifest_bytes)
                     .map_err(ImageError::io("writing", &tmp))?;
             } else {
-                copy_blob(sink, digest, size, &mut w, ImageError::io("writing", &tmp))?;
+                copy_blob_to_file(sink, digest, size, &file, ImageError::io("writing", &tmp))?;
             }
-            let file = w
-                .into_inner()
-                .map_err(|e| ImageError::io("writing", &tmp)(e.into_error()))?;
             file.sync_all().map_err(ImageError::io("syncing", &tmp))?;
             fs::rename(&tmp, &path).map_err(ImageError::io("renaming into place", &path))
         })();

@@ -16,7 +16,7 @@ use strata_oci::{media_types, Descriptor, ImageIndex, Reference};
 
 use crate::BuiltImage;
 
-pub use archive::{write_docker_archive, write_oci_archive, write_oci_archive_named};
+pub use archive::{write_docker_archive, write_oci_archive, write_oci_archive_named, ArchiveWrite};
 pub use layout::{write_oci_layout, write_oci_layout_named};
 
 /// The annotation naming a manifest in an OCI layout's `index.json` (what

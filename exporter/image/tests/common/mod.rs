@@ -74,13 +74,12 @@ impl LayerSource for TestLayer {
         self.id
     }
 
-    fn write_tar(&self, w: &mut dyn Write, epoch: Option<i64>) -> io::Result<()> {
+    fn write_tar(&self, w: &mut dyn Write, epoch: Option<i64>) -> io::Result<Digest> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         // Small writes, as a real tar writer makes them.
-        for chunk in self.tar(epoch).chunks(512) {
-            w.write_all(chunk)?;
-        }
-        Ok(())
+        strata_image::hash_written(w, |w| {
+            self.tar(epoch).chunks(512).try_for_each(|c| w.write_all(c))
+        })
     }
 }
 
