@@ -11,6 +11,7 @@
 //! This crate knows nothing of Dockerfiles, the build graph, snapshots or the store:
 //! it must never depend on the frontend, solver or exporter crates.
 
+mod bpf;
 mod error;
 mod executor;
 mod hybrid;

@@ -108,6 +108,8 @@ pub struct OciRuntime {
     /// cgroup2 mounts detached in a private mount namespace around every invocation
     /// (crun on a cgroup v1 hybrid host, see [`crate::hybrid`]).
     hide: Vec<std::ffi::CString>,
+    /// crun: seccomp filters compiled once per profile ([`crate::bpf`]).
+    filters: Option<crate::bpf::Filters>,
 }
 
 impl OciRuntime {
@@ -130,6 +132,7 @@ impl OciRuntime {
             Vec::new()
         };
         Ok(OciRuntime {
+            filters: (name == "crun").then(Default::default),
             hide,
             name,
             state,
@@ -267,6 +270,31 @@ impl OciRuntime {
         !self.hide.is_empty()
     }
 
+    /// Has the runtime compile `profile` in a container it creates and deletes without
+    /// starting it, and returns the filter it left in its state ([`crate::bpf`]).
+    fn compile_seccomp(&self, profile: &serde_json::Value) -> Option<Vec<u8>> {
+        let id = self.container_id();
+        let bundle = Bundle {
+            dir: self.bundles.join(&id),
+        };
+        let rootfs = bundle.dir.join("rootfs");
+        crate::bpf::capture_root(&rootfs).ok()?;
+        let config = crate::bpf::capture_spec(&rootfs, profile);
+        fs_err::write(bundle.dir.join("config.json"), config).ok()?;
+        let created = crate::bpf::quiet(
+            self.command()
+                .args(["create", "--bundle"])
+                .arg(&bundle.dir)
+                .arg(&id),
+        );
+        let bpf = created
+            .then(|| std::fs::read(self.state.join(&id).join("seccomp.bpf")).ok())
+            .flatten()
+            .filter(|b| !b.is_empty());
+        self.force_delete(&id);
+        bpf
+    }
+
     /// Unique on the host, not just in our state directory: runtimes name the
     /// container's cgroups after it.
     fn container_id(&self) -> String {
@@ -334,6 +362,14 @@ impl OciRuntime {
         })?;
         if let Some(process) = spec.process_mut() {
             process.set_terminal(Some(terminal));
+        }
+        let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        if let (Some(filters), Some(profile)) = (&self.filters, profile) {
+            if let Some(bpf) = filters.get(profile, |p| self.compile_seccomp(p)) {
+                spec.annotations_mut()
+                    .get_or_insert_with(Default::default)
+                    .insert(crate::bpf::ANNOTATION.to_string(), bpf.to_string());
+            }
         }
         let config = bundle.dir.join("config.json");
         fs_err::write(

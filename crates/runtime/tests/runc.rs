@@ -1,6 +1,6 @@
-//! The executor against the real runc, over a busybox root directory (Debian's
-//! `busybox-static`). Skipped with a reason when runc, busybox or root is missing,
-//! except under CI, where that fails.
+//! The executor against the real runc (and crun, for its seccomp filter), over a busybox
+//! root directory (Debian's `busybox-static`). Skipped with a reason when runc, busybox
+//! or root is missing, except under CI, where that fails.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +28,11 @@ fn busybox() -> Option<PathBuf> {
 
 /// A root directory with busybox, its applets and a small passwd/group; and runc.
 fn setup() -> Option<(tempfile::TempDir, OciRuntime)> {
+    setup_with(RuntimeChoice::Runc)
+}
+
+/// [`setup`] with another runtime.
+fn setup_with(choice: RuntimeChoice) -> Option<(tempfile::TempDir, OciRuntime)> {
     if !rustix::process::geteuid().is_root() {
         return skip("running containers needs root").and(None);
     }
@@ -58,9 +63,9 @@ fn setup() -> Option<(tempfile::TempDir, OciRuntime)> {
         "root:x:0:\napp:x:1000:\naudio:x:29:app\n",
     )
     .unwrap();
-    let rt = match OciRuntime::select(&RuntimeChoice::Runc, &tmp.path().join("work")) {
+    let rt = match OciRuntime::select(&choice, &tmp.path().join("work")) {
         Ok(s) => s.runtime,
-        Err(e) => return skip(&format!("{e} (apt-get install runc)")).and(None),
+        Err(e) => return skip(&format!("{e} (apt-get install runc crun)")).and(None),
     };
     Some((tmp, rt))
 }
@@ -311,30 +316,45 @@ fn auto_prefers_crun_and_says_why_it_falls_back() {
 
 #[tokio::test]
 async fn sandboxed_steps_run_under_dockers_seccomp_policy() {
-    let Some((tmp, rt)) = setup() else { return };
+    seccomp_policy(RuntimeChoice::Runc).await;
+}
+
+/// crun gets the filter compiled once (`run.oci.seccomp_bpf_data`): the first step and
+/// the next ones are under the same policy.
+#[tokio::test]
+async fn crun_steps_run_under_dockers_seccomp_policy() {
+    seccomp_policy(RuntimeChoice::Crun).await;
+}
+
+async fn seccomp_policy(choice: RuntimeChoice) {
+    let Some((tmp, rt)) = setup_with(choice) else {
+        return;
+    };
     if !rt.seccomp() {
-        skip(
-            "this runc was built without seccomp (`runc features`: linux.seccomp.enabled is false)",
-        );
+        skip("this runtime was built without seccomp (`RUNTIME features`)");
         return;
     }
     let root = tmp.path().join("rootfs");
-    // A user namespace needs no capability, so only the filter stops `unshare`.
-    let script = "grep '^Seccomp:' /proc/self/status; \
+    // A user namespace needs no capability, so only the filter stops `unshare`; the
+    // filter allows `uname`, as it does everything Docker's profile allows.
+    let script = "grep '^Seccomp:' /proc/self/status; uname -s; \
                   unshare -U true 2>&1 && echo unshared || echo refused";
-    let r = run(&rt, &root, &process(script), &[]).await;
-    assert_eq!(r.result.unwrap(), 0, "{:?}", r.stderr);
-    assert_eq!(r.stdout[0], "Seccomp:\t2", "filter mode");
-    assert!(
-        r.stdout[1].contains("Operation not permitted"),
-        "{:?}",
-        r.stdout
-    );
-    assert_eq!(r.stdout.last().unwrap(), "refused");
+    for step in 0..2 {
+        let r = run(&rt, &root, &process(script), &[]).await;
+        assert_eq!(r.result.unwrap(), 0, "step {step}: {:?}", r.stderr);
+        assert_eq!(r.stdout[0], "Seccomp:\t2", "step {step}: filter mode");
+        assert_eq!(r.stdout[1], "Linux", "step {step}");
+        assert!(
+            r.stdout[2].contains("Operation not permitted"),
+            "step {step}: {:?}",
+            r.stdout
+        );
+        assert_eq!(r.stdout.last().unwrap(), "refused", "step {step}");
+    }
     // --security=insecure: no filter, and unshare works.
     let mut p = process(script);
     p.security = Security::Insecure;
     let r = run(&rt, &root, &p, &[]).await;
     assert_eq!(r.result.unwrap(), 0, "{:?}", r.stderr);
-    assert_eq!(r.stdout, ["Seccomp:\t0", "unshared"]);
+    assert_eq!(r.stdout, ["Seccomp:\t0", "Linux", "unshared"]);
 }
