@@ -126,6 +126,13 @@ impl StatCache {
         self.loaded.get(path) == Some(&Stamp::of(meta))
     }
 
+    /// Whether [`StatCache::file_hash`] of `path` would come from the cache.
+    pub fn knows(&self, path: &Path, meta: &Metadata) -> bool {
+        let stamp = Stamp::of(meta);
+        let entries = self.entries.lock().expect("stat cache lock");
+        entries.get(path).is_some_and(|(s, _)| *s == stamp)
+    }
+
     /// sha256 of the file at `path` (whose metadata is `meta`), from the cache when the
     /// stamp matches.
     pub fn file_hash(&self, path: &Path, meta: &Metadata) -> std::io::Result<[u8; 32]> {
@@ -190,6 +197,9 @@ fn read_entry(r: &mut &[u8]) -> Option<(PathBuf, Stamp, [u8; 32])> {
         h,
     ))
 }
+
+/// Threads hashing files that are not in the stat cache (mostly waiting on the disk).
+const IO_READERS: usize = 16;
 
 /// A regular file read for a content digest: its path relative to the source root and
 /// its sha256.
@@ -290,11 +300,38 @@ impl TreeHasher<'_> {
     fn finish(self, h: &mut Sha256) -> Result<Vec<FileHash>, CopyError> {
         use rayon::prelude::*;
         let cache = self.cache;
-        let hashes: Vec<Result<[u8; 32], CopyError>> = self
-            .files
-            .par_iter()
-            .map(|(abs, rel, meta)| cache.file_hash(abs, meta).map_err(|e| io(rel, e)))
-            .collect();
+        // One task per file, largest first: a few big files start at once on all
+        // threads instead of queueing behind each other on one.
+        let mut order: Vec<usize> = (0..self.files.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.files[i].2.len()));
+        let hash_all = || -> Vec<Result<[u8; 32], CopyError>> {
+            let mut by_size: Vec<(usize, Result<[u8; 32], CopyError>)> = order
+                .par_iter()
+                .with_max_len(1)
+                .map(|&i| {
+                    let (abs, rel, meta) = &self.files[i];
+                    (i, cache.file_hash(abs, meta).map_err(|e| io(rel, e)))
+                })
+                .collect();
+            by_size.sort_unstable_by_key(|(i, _)| *i);
+            by_size.into_iter().map(|(_, h)| h).collect()
+        };
+        // Files the stat cache does not know are read from disk: small files cost a
+        // seek each, so many reads in flight go faster than one per core (30,000 files
+        // of 1-8 KiB after drop_caches: 1.1 s with 16 readers, 2.6 s with 2).
+        let to_read = self.files.iter().filter(|(abs, _, m)| !cache.knows(abs, m));
+        let hashes = if to_read.take(IO_READERS).count() == IO_READERS {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(IO_READERS)
+                .thread_name(|i| format!("ctx-read-{i}"))
+                .build()
+            {
+                Ok(pool) => pool.install(hash_all),
+                Err(_) => hash_all(),
+            }
+        } else {
+            hash_all()
+        };
         for p in self.pieces {
             match p {
                 Piece::Bytes(b) => h.update(&b),
@@ -359,13 +396,13 @@ impl TreeHasher<'_> {
         } else if ft.is_dir() {
             self.put(b"d");
             let dir = self.root.join(rel);
-            let mut names: Vec<_> = std::fs::read_dir(&dir)
+            let mut children: Vec<_> = std::fs::read_dir(&dir)
                 .map_err(|e| io(rel, e))?
                 .filter_map(|e| e.ok())
-                .map(|e| e.file_name())
+                .map(|e| (e.file_name(), e))
                 .collect();
-            names.sort();
-            for n in names {
+            children.sort_by(|a, b| a.0.cmp(&b.0));
+            for (n, e) in children {
                 let child = rel.join(&n);
                 let child_s = child.to_string_lossy();
                 let in_match = child.strip_prefix(match_root).unwrap_or(&child);
@@ -374,8 +411,8 @@ impl TreeHasher<'_> {
                         continue;
                     }
                 }
-                let m =
-                    std::fs::symlink_metadata(self.root.join(&child)).map_err(|e| io(&child, e))?;
+                // Relative to the open directory: no walk of the whole path.
+                let m = e.metadata().map_err(|e| io(&child, e))?;
                 if is_whiteout(&m) {
                     continue;
                 }
@@ -438,6 +475,34 @@ mod tests {
         assert_eq!(
             read,
             vec![(PathBuf::from("src/a.c"), strata_digest::sha256("a"))]
+        );
+    }
+
+    #[test]
+    fn many_unread_files_are_hashed_in_parallel_each_to_its_own_place() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        // More files than IO_READERS, of different sizes (the big ones are hashed first).
+        let content = |i: usize| format!("{i}:").repeat(1 + (i * 7919) % 5000);
+        for i in 0..3 * IO_READERS {
+            std::fs::write(dir.path().join(format!("src/f{i:03}")), content(i)).unwrap();
+        }
+        let c = copy_of(&["src"]);
+        let cache = StatCache::default();
+        let (d, read) = content_digest_reads(dir.path(), None, &c, false, &cache).unwrap();
+        assert_eq!(read.len(), 3 * IO_READERS);
+        for (i, (rel, h)) in read.iter().enumerate() {
+            assert_eq!(rel, &PathBuf::from(format!("src/f{i:03}")));
+            assert_eq!(Digest::from_bytes(*h), strata_digest::sha256(content(i)));
+        }
+        // Now every file is in the stat cache: the same digest without reading.
+        assert!(read.iter().all(|(rel, _)| {
+            let p = dir.path().join(rel);
+            cache.knows(&p, &std::fs::symlink_metadata(&p).unwrap())
+        }));
+        assert_eq!(
+            content_digest(dir.path(), None, &c, false, &cache).unwrap(),
+            d
         );
     }
 
