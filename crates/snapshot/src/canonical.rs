@@ -135,7 +135,8 @@ impl<S: Sink> Walker<'_, S> {
         for entry in fs_err::read_dir(dir)? {
             let entry = entry?;
             let fs_name = entry.file_name();
-            let meta = fs_err::symlink_metadata(entry.path())?;
+            // Relative to the open directory: no walk of the whole path.
+            let meta = entry.metadata()?;
             let tar_name = if is_whiteout(&meta) {
                 [WHITEOUT_PREFIX, fs_name.as_bytes()].concat()
             } else {

@@ -423,7 +423,8 @@ impl Writer<'_> {
             if self.excluded(&rel, &in_match) {
                 continue;
             }
-            let meta = std::fs::symlink_metadata(self.env.src_root.join(&rel)).map_err(io(&rel))?;
+            // Relative to the open directory: no walk of the whole path.
+            let meta = e.metadata().map_err(io(&rel))?;
             if is_whiteout(&meta) {
                 continue;
             }

@@ -142,7 +142,7 @@ fn tree_size(path: &std::path::Path, m: &std::fs::Metadata) -> std::io::Result<u
     if m.is_dir() {
         for entry in std::fs::read_dir(path)? {
             let entry = entry?;
-            total += tree_size(&entry.path(), &entry.path().symlink_metadata()?)?;
+            total += tree_size(&entry.path(), &entry.metadata()?)?;
         }
     }
     Ok(total)
