@@ -415,6 +415,7 @@ impl Writer<'_> {
             .filter_map(|e| e.ok())
             .collect();
         entries.sort_by_key(|e| e.file_name());
+        let here = self.reuse_dirs(dest);
         for e in entries {
             let rel = src.join(e.file_name());
             let rel_s = rel.to_string_lossy();
@@ -444,6 +445,12 @@ impl Writer<'_> {
                     }
                 }
                 continue;
+            }
+            if let Some(here) = &here {
+                if self.link_unchanged(here, &e.file_name(), &rel, &meta, &target)? {
+                    self.count += 1;
+                    continue;
+                }
             }
             self.copy_entry_in(&rel, &meta, &target, match_root)?;
         }
@@ -609,6 +616,71 @@ impl Writer<'_> {
         }
         std::fs::hard_link(&prev, out).map_err(io(out))?;
         Ok(true)
+    }
+}
+
+/// A destination directory of an incremental copy, open in the previous layer and in
+/// the new one, so unchanged files are checked and linked by name within them instead
+/// of by whole paths (three walks of ~10 components per file).
+struct ReuseDirs {
+    prev: rustix::fd::OwnedFd,
+    out: rustix::fd::OwnedFd,
+}
+
+impl Writer<'_> {
+    /// [`ReuseDirs`] of `dest` (relative to the layer), when this copy may reuse files
+    /// and the previous layer has that directory.
+    fn reuse_dirs(&self, dest: &Path) -> Option<ReuseDirs> {
+        use rustix::fs::{Mode, OFlags};
+        let r = self.env.reuse.filter(|_| self.env.from_context)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let prev = rustix::fs::open(r.prev.join(dest), flags, Mode::empty()).ok()?;
+        // Made (or checked to be a directory) by this copy: never a symlink.
+        let out = self.env.diff.join(dest);
+        let out = rustix::fs::open(out, flags | OFlags::NOFOLLOW, Mode::empty()).ok()?;
+        Some(ReuseDirs { prev, out })
+    }
+
+    /// [`Writer::reuse_previous`] for a child `name` of a [`ReuseDirs`] directory: links
+    /// it from the previous layer when the source is an unchanged, singly linked regular
+    /// file and the previous copy has exactly the attributes this one would get. False
+    /// (nothing done) otherwise, or when the name already exists in the new layer.
+    fn link_unchanged(
+        &self,
+        here: &ReuseDirs,
+        name: &std::ffi::OsStr,
+        rel: &Path,
+        meta: &Metadata,
+        target: &Path,
+    ) -> Result<bool, CopyError> {
+        use rustix::fs::{AtFlags, FileType};
+        let Some(r) = self.env.reuse else {
+            return Ok(false);
+        };
+        if !meta.is_file() || meta.nlink() > 1 {
+            return Ok(false);
+        }
+        let Ok(p) = rustix::fs::statat(&here.prev, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return Ok(false);
+        };
+        let (uid, gid) = self.owner_for(meta);
+        let same = FileType::from_raw_mode(p.st_mode) == FileType::RegularFile
+            && p.st_size as u64 == meta.len()
+            && (p.st_mtime, p.st_mtime_nsec) == (meta.mtime(), meta.mtime_nsec())
+            && p.st_mode & 0o7777 == self.mode_for(meta)
+            && (p.st_uid, p.st_gid) == (uid, gid)
+            && r.stat.unchanged(&self.env.src_root.join(rel), meta);
+        if !same {
+            return Ok(false);
+        }
+        match rustix::fs::linkat(&here.prev, name, &here.out, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::EXIST) => Ok(false),
+            Err(e) => Err(CopyError::Io {
+                path: self.env.diff.join(target),
+                source: e.into(),
+            }),
+        }
     }
 }
 

@@ -142,4 +142,16 @@ fn caches_by_content_and_hardlinks_unchanged_files() {
         "content 7",
         "the old layer is untouched"
     );
+
+    // A mode change alone: that file is copied anew with its new mode, the rest linked.
+    use std::os::unix::fs::PermissionsExt;
+    let f5 = ctx.path().join("f5");
+    std::fs::set_permissions(&f5, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (c4, _, layers) = solve(root.path(), ctx.path());
+    let l4 = layers.path(c4.layers().last().unwrap());
+    let meta =
+        |l: &std::path::Path, name: &str| std::fs::metadata(l.join("ctx").join(name)).unwrap();
+    assert_ne!(meta(&l3, "f5").ino(), meta(&l4, "f5").ino());
+    assert_eq!(meta(&l4, "f5").mode() & 0o7777, 0o600);
+    assert_eq!(meta(&l3, "f3").ino(), meta(&l4, "f3").ino());
 }
