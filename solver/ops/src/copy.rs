@@ -666,7 +666,7 @@ impl Writer<'_> {
         let (uid, gid) = self.owner_for(meta);
         let same = FileType::from_raw_mode(p.st_mode) == FileType::RegularFile
             && p.st_size as u64 == meta.len()
-            && (p.st_mtime, p.st_mtime_nsec) == (meta.mtime(), meta.mtime_nsec())
+            && (p.st_mtime, p.st_mtime_nsec as i64) == (meta.mtime(), meta.mtime_nsec())
             && p.st_mode & 0o7777 == self.mode_for(meta)
             && (p.st_uid, p.st_gid) == (uid, gid)
             && r.stat.unchanged(&self.env.src_root.join(rel), meta);
