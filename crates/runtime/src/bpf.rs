@@ -8,7 +8,10 @@
 //! once, in a container that is created and deleted without ever running
 //! (`crun create`, which leaves the filter in its state directory as `seccomp.bpf`),
 //! and every step with that profile gets those bytes: the very filter crun would have
-//! compiled itself for it. If that fails, steps go on without the annotation.
+//! compiled itself for it (crun compiles nothing but `linux.seccomp`, and the
+//! annotation `run.oci.seccomp_fail_unknown_syscall`, which strata never sets; the
+//! bytes were checked equal to those of a real step's state). If that fails, steps go
+//! on without the annotation.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -62,13 +65,22 @@ pub(crate) fn capture_root(rootfs: &std::path::Path) -> std::io::Result<()> {
     fs_err::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
 }
 
-/// `crun create`'s exit, quietly.
-pub(crate) fn quiet(cmd: &mut std::process::Command) -> bool {
-    cmd.stdin(Stdio::null())
+/// Whether `cmd` (`crun create`) succeeds, run quietly; `started` gets its pid and
+/// returns what to keep until it has exited (a record of it for the reaper).
+pub(crate) fn quiet<T>(
+    cmd: &mut std::process::Command,
+    started: impl FnOnce(u32) -> Option<T>,
+) -> bool {
+    let Ok(mut child) = cmd
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .spawn()
+    else {
+        return false;
+    };
+    let _record = started(child.id());
+    child.wait().is_ok_and(|s| s.success())
 }
 
 /// Standard base64 with padding.

@@ -281,17 +281,28 @@ impl OciRuntime {
         crate::bpf::capture_root(&rootfs).ok()?;
         let config = crate::bpf::capture_spec(&rootfs, profile);
         fs_err::write(bundle.dir.join("config.json"), config).ok()?;
-        let created = crate::bpf::quiet(
-            self.command()
-                .args(["create", "--bundle"])
-                .arg(&bundle.dir)
-                .arg(&id),
-        );
+        // Recorded as a run's are, so that the container (its init waits for a start
+        // that never comes) and the runtime die with a killed strata (`Store` reaps).
+        let pid_file = self.pid_dir.as_ref().map(|d| PidFile(d.join(&id)));
+        let mut cmd = self.command();
+        cmd.args(["create", "--bundle"]).arg(&bundle.dir);
+        if let Some(f) = &pid_file {
+            cmd.arg("--pid-file").arg(&f.0);
+        }
+        std::os::unix::process::CommandExt::process_group(cmd.arg(&id), 0);
+        let group = |pid: u32| {
+            let dir = self.pid_dir.as_ref()?;
+            let file = PidFile(dir.join(format!("{id}.runtime")));
+            std::fs::write(&file.0, format!("group {pid}")).ok()?;
+            Some(file)
+        };
+        let created = crate::bpf::quiet(&mut cmd, group);
         let bpf = created
             .then(|| std::fs::read(self.state.join(&id).join("seccomp.bpf")).ok())
             .flatten()
             .filter(|b| !b.is_empty());
         self.force_delete(&id);
+        drop(pid_file);
         bpf
     }
 
