@@ -62,6 +62,9 @@ pub(crate) struct Item<'a> {
     /// For a regular file with data (not a hardlink entry): the file whose
     /// bytes follow the header, padded to a whole block.
     pub data: Option<FileData<'a>>,
+    /// The entry's share of the directory's apparent size: its length, a
+    /// non-directory with several links counted as length / links.
+    pub usage: u64,
 }
 
 pub(crate) struct FileData<'a> {
@@ -85,6 +88,7 @@ pub(crate) fn walk(dir: &Path, opts: &TarOptions, sink: &mut impl Sink) -> Resul
         sink,
         header: Vec::with_capacity(tarfmt::BLOCK),
         inodes: HashMap::new(),
+        usage: 0,
     };
     walker.dir(dir, b"")
 }
@@ -118,6 +122,8 @@ struct Walker<'a, S: Sink> {
     header: Vec<u8>,
     /// (dev, ino) of regular files with several links → first path emitted.
     inodes: HashMap<(u64, u64), Vec<u8>>,
+    /// [`Item::usage`] of the entry being emitted (0 for an opaque marker).
+    usage: u64,
 }
 
 static NO_XATTRS: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -164,6 +170,11 @@ impl<S: Sink> Walker<'_, S> {
 
     fn entry(&mut self, abs: &Path, path: &[u8], meta: &Metadata) -> Result<()> {
         let ft = meta.file_type();
+        self.usage = if ft.is_dir() || meta.nlink() <= 1 {
+            meta.len()
+        } else {
+            meta.len() / meta.nlink()
+        };
         let mtime = self.mtime(meta.mtime());
         let mut e = tarfmt::Entry {
             path,
@@ -247,6 +258,7 @@ impl<S: Sink> Walker<'_, S> {
         self.sink.item(&Item {
             header: &self.header,
             data,
+            usage: std::mem::take(&mut self.usage),
         })
     }
 

@@ -7,7 +7,7 @@
 //! Format (integers little-endian):
 //!
 //! ```text
-//! "strata-ckpt\n" version:u32 diff_id:[32] tar_len:u64 entries:u64 marks:u64
+//! "strata-ckpt\n" version:u32 diff_id:[32] tar_len:u64 usage:u64 entries:u64 marks:u64
 //! entries × ( kind:u8  header_sha256:[32]  (kind 1: st_dev:u64 st_ino:u64) )
 //! marks   × ( entry:u64 offset:u64 state:[u32; 8] )
 //! sha256 of everything before:[32]
@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use strata_digest::Digest;
 
 const MAGIC: &[u8; 12] = b"strata-ckpt\n";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Sidecars larger than this are not read (about 5 million entries).
 const MAX_LEN: u64 = 256 << 20;
 
@@ -56,6 +56,9 @@ pub(crate) struct Checkpoints {
     pub marks: Vec<Mark>,
     /// Length of the whole tar, end marker included.
     pub tar_len: u64,
+    /// Apparent size of the layer directory, a file with several links counted
+    /// as size / links (see [`crate::layer_usage`]).
+    pub usage: u64,
 }
 
 impl Checkpoints {
@@ -67,6 +70,7 @@ impl Checkpoints {
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(diff_id.as_bytes());
         out.extend_from_slice(&self.tar_len.to_le_bytes());
+        out.extend_from_slice(&self.usage.to_le_bytes());
         out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
         out.extend_from_slice(&(self.marks.len() as u64).to_le_bytes());
         for e in &self.entries {
@@ -108,6 +112,7 @@ impl Checkpoints {
             return None;
         }
         let tar_len = r.u64()?;
+        let usage = r.u64()?;
         let n_entries = r.u64()?;
         let n_marks = r.u64()?;
         // Every entry takes at least 33 bytes, every mark 48: bound the counts
@@ -149,6 +154,7 @@ impl Checkpoints {
             entries,
             marks,
             tar_len,
+            usage,
         };
         c.consistent().then_some(c)
     }
@@ -241,6 +247,7 @@ mod tests {
                 },
             ],
             tar_len: 3072,
+            usage: 12345,
         }
     }
 

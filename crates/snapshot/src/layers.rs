@@ -300,6 +300,16 @@ impl Layers {
     }
 }
 
+/// The apparent size of the stored layer directory `dir` (`<store>/layers/<diffID
+/// hex>`) below its root, a file with several links counted as size / links, as its
+/// sidecar recorded it when the layer was stored: what a walk of the directory would
+/// sum then, without the walk. `None` without an intact sidecar.
+pub fn layer_usage(dir: &Path) -> Option<u64> {
+    let hex = dir.file_name()?.to_str()?;
+    let diff_id: Digest = format!("sha256:{hex}").parse().ok()?;
+    Checkpoints::load(&dir.with_file_name(format!("{hex}.ckpt")), &diff_id).map(|c| c.usage)
+}
+
 /// Layer roots are not in the tar, so they all look alike: 0755, owned by 0:0.
 fn normalize_root(dir: &Path) -> Result<()> {
     std::os::unix::fs::chown(dir, Some(0), Some(0)).map_err(|e| Error::Sys {

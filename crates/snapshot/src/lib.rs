@@ -40,6 +40,6 @@ mod whiteout;
 pub use canonical::{write_dir_tar, TarOptions};
 pub use chain::Chain;
 pub use error::{Error, Result};
-pub use layers::{Applied, Committed, Layers, NewLayer};
+pub use layers::{layer_usage, Applied, Committed, Layers, NewLayer};
 pub use materialize::materialize;
 pub use mount::{mount_chain, mount_rw, MountGuard, Writable};

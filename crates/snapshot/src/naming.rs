@@ -103,6 +103,8 @@ struct Namer<'a> {
     buf: Vec<u8>,
     /// Set when the sidecar proved wrong; the walk is then abandoned.
     distrust: bool,
+    /// Sum of the entries' [`Item::usage`].
+    usage: u64,
 }
 
 /// The beginning of every tar: nothing hashed yet.
@@ -131,6 +133,7 @@ impl<'a> Namer<'a> {
             reused: 0,
             buf: vec![0; 256 * 1024],
             distrust: false,
+            usage: 0,
         }
     }
 
@@ -254,6 +257,7 @@ impl<'a> Namer<'a> {
                 entries: self.entries,
                 marks: self.marks,
                 tar_len: size,
+                usage: self.usage,
             },
         })
     }
@@ -261,6 +265,7 @@ impl<'a> Namer<'a> {
 
 impl Sink for Namer<'_> {
     fn item(&mut self, item: &Item<'_>) -> Result<()> {
+        self.usage += item.usage;
         let i = self.entries.len();
         let id = EntryId {
             header: Sha256::digest(item.header).into(),
@@ -430,7 +435,26 @@ mod tests {
         let fresh = name_dir(new, None, interval).unwrap();
         assert_eq!(named.ckpt.entries, fresh.ckpt.entries);
         assert_eq!(fresh.reused, 0);
+        assert_eq!(named.ckpt.usage, usage(new));
         named
+    }
+
+    /// What the sidecar's usage stands for, by a walk: every entry below `dir`,
+    /// a non-directory with several links as size / links.
+    fn usage(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                let own = if m.is_dir() || m.nlink() <= 1 {
+                    m.len()
+                } else {
+                    m.len() / m.nlink()
+                };
+                own + if m.is_dir() { usage(&e.path()) } else { 0 }
+            })
+            .sum()
     }
 
     fn files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -483,8 +507,11 @@ mod tests {
         let named = check(&a, &prev.ckpt, &b, SMALL);
         assert_eq!(named.diff_id, prev.diff_id);
         assert_eq!(named.reused, named.size - 1024);
-        // Hardlinks share inodes: the new sidecar is the old one.
-        assert_eq!(named.ckpt, prev.ckpt);
+        // Hardlinks share inodes: the new sidecar is the old one, but for the
+        // usage (every file now has two links).
+        assert_eq!(named.ckpt.entries, prev.ckpt.entries);
+        assert_eq!(named.ckpt.marks, prev.ckpt.marks);
+        assert!(named.ckpt.usage < prev.ckpt.usage);
     }
 
     #[test]

@@ -107,7 +107,9 @@ pub fn unix_now() -> u64 {
 
 /// An upper bound of the bytes stored since `t` (Unix seconds): the layers and blobs
 /// whose inode changed since (a layer is renamed into place when committed), as
-/// [`tree_size`] counts them. Walks only the new layers.
+/// [`tree_size`] counts them. A new layer's size is the one its sidecar recorded when
+/// it was stored (the walk that named it summed it); only one without a sidecar is
+/// walked.
 fn added_since(root: &std::path::Path, t: u64) -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     let new = |m: &std::fs::Metadata| m.ctime() >= t as i64;
@@ -121,9 +123,17 @@ fn added_since(root: &std::path::Path, t: u64) -> std::io::Result<u64> {
         for entry in entries {
             let entry = entry?;
             let m = entry.path().symlink_metadata()?;
-            if new(&m) {
-                total += tree_size(&entry.path(), &m)?;
+            if !new(&m) {
+                continue;
             }
+            let recorded = m
+                .is_dir()
+                .then(|| strata_snapshot::layer_usage(&entry.path()))
+                .flatten();
+            total += match recorded {
+                Some(below) => m.len() + below,
+                None => tree_size(&entry.path(), &m)?,
+            };
         }
     }
     Ok(total)
