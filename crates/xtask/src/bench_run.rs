@@ -8,8 +8,9 @@
 //!   path on this machine's cores — from standalone measurements, and from the same
 //!   run's own step times (what the scheduler makes of them, whatever the load);
 //! - (c) the per-RUN overhead: a chain of `RUN true`, `(T(1 + N) - T(1)) / N` minus what
-//!   `sh -c true` itself takes, for each runtime that works here (and crun in a
-//!   private mount namespace without the cgroup2 mount where it refuses the host).
+//!   `sh -c true` itself takes, for each runtime that works here (strata runs crun
+//!   without the cgroup2 mount of a cgroup v1 hybrid host itself; should crun still be
+//!   refused, it is tried in a private mount namespace without any cgroup2 mount).
 //!
 //! Prints figures, ratios and targets; asserts nothing. The machine is shared, so each
 //! figure is the median of a few repetitions (best in brackets). `STRATA_BIN=PATH`
@@ -459,10 +460,10 @@ fn json_number(line: &str, key: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
-/// (c) per-RUN overhead of each runtime that works here, and BuildKit's. Where crun
-/// refuses the host (cgroup v1 hybrid: a cgroup2 mount beside the v1 controllers), it
-/// is also measured, with runc beside it, inside a private mount namespace that
-/// unmounts the cgroup2 hierarchy: a benchmark-only view, not how strata runs.
+/// (c) per-RUN overhead of each runtime that works here, and BuildKit's. strata runs
+/// crun on cgroup v1 hybrid hosts itself (`crates/runtime/src/hybrid.rs`); where crun
+/// is refused all the same, it is also measured, with runc beside it, inside a private
+/// mount namespace that unmounts every cgroup2 hierarchy: a benchmark-only view.
 fn overhead(strata: &Strata, buildkit: &BuildKit<'_>, work: &Path) -> Result<()> {
     let chain = |k: usize| "FROM busybox\n".to_string() + &"RUN true\n".repeat(k);
     let base = write_case(work, "c-base", &chain(1))?;
