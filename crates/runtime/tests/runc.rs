@@ -251,7 +251,21 @@ async fn a_missing_program_is_a_runtime_error() {
 
 #[tokio::test]
 async fn cancelling_kills_the_container() {
-    let Some((tmp, rt)) = setup() else { return };
+    cancelling_kills(RuntimeChoice::Runc, 60).await;
+}
+
+/// crun: on a cgroup v1 hybrid host its `kill` and `delete` run in the mount namespace
+/// without the cgroup2 mount, as its `run` did.
+#[tokio::test]
+async fn cancelling_kills_the_crun_container() {
+    cancelling_kills(RuntimeChoice::Crun, 61).await;
+}
+
+/// `seconds` tells this test's `sleep` from the other runtime's, running beside it.
+async fn cancelling_kills(choice: RuntimeChoice, seconds: u32) {
+    let Some((tmp, rt)) = setup_with(choice) else {
+        return;
+    };
     let root = tmp.path().join("rootfs");
     let rt = Arc::new(rt);
     let cancel = CancellationToken::new();
@@ -259,7 +273,7 @@ async fn cancelling_kills_the_container() {
     let task = {
         let (rt, cancel, root) = (rt.clone(), cancel.clone(), root.clone());
         tokio::spawn(async move {
-            let p = process("echo started; sleep 60");
+            let p = process(&format!("echo started; sleep {seconds}"));
             let req = RunRequest {
                 rootfs: &root,
                 process: &p,
@@ -285,7 +299,7 @@ async fn cancelling_kills_the_container() {
     assert!(
         !String::from_utf8_lossy(&ps.stdout)
             .lines()
-            .any(|l| l == "sleep 60"),
+            .any(|l| l == format!("sleep {seconds}")),
         "the container's process survived"
     );
 }
