@@ -29,6 +29,7 @@ mod chain;
 mod checkpoint;
 mod confine;
 mod error;
+mod hashpipe;
 mod layers;
 mod materialize;
 mod midstate;

@@ -20,7 +20,6 @@
 //! can be skipped. Memory: the entry list, plus at most one mark interval of
 //! kept headers.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +29,7 @@ use strata_digest::Digest;
 use crate::canonical::{walk, Item, Sink, TarOptions};
 use crate::checkpoint::{Checkpoints, EntryId, Mark};
 use crate::error::{Error, Result};
+use crate::hashpipe::HashPipe;
 use crate::midstate::{Midstate, IV};
 use crate::tarfmt::BLOCK;
 
@@ -94,13 +94,13 @@ struct Namer<'a> {
     interval: u64,
     /// `Some` while every entry so far matched the previous layer.
     matching: Option<Matching<'a>>,
-    hasher: Midstate,
+    /// The hash, once hashing started (after matching, or from the start).
+    pipe: Option<HashPipe>,
     entries: Vec<EntryId>,
     marks: Vec<Mark>,
     /// Offset of the last mark, for the interval.
     last_mark: u64,
     reused: u64,
-    buf: Vec<u8>,
     /// Set when the sidecar proved wrong; the walk is then abandoned.
     distrust: bool,
     /// Sum of the entries' [`Item::usage`].
@@ -126,12 +126,11 @@ impl<'a> Namer<'a> {
                 kept: Vec::new(),
                 offset: 0,
             }),
-            hasher: Midstate::new(),
+            pipe: None,
             entries: Vec::new(),
             marks: Vec::new(),
             last_mark: 0,
             reused: 0,
-            buf: vec![0; 256 * 1024],
             distrust: false,
             usage: 0,
         }
@@ -171,8 +170,9 @@ impl<'a> Namer<'a> {
         let Some(m) = self.matching.take() else {
             return Ok(());
         };
-        self.hasher = Midstate::resume(m.restore.state, m.restore.offset)
+        let hasher = Midstate::resume(m.restore.state, m.restore.offset)
             .expect("marks are checked to be block aligned");
+        self.pipe = Some(HashPipe::start(hasher)?);
         self.reused = m.restore.offset;
         self.last_mark = m.restore.offset;
         let mut entry = m.restore.entry;
@@ -182,7 +182,7 @@ impl<'a> Namer<'a> {
             entry += 1;
             self.boundary(entry);
         }
-        if self.hasher.len() != m.offset {
+        if self.pipe.as_ref().map(HashPipe::len) != Some(m.offset) {
             self.distrust = true;
             return Err(distrusted(self.root));
         }
@@ -190,65 +190,57 @@ impl<'a> Namer<'a> {
     }
 
     fn hash_entry(&mut self, header: &[u8], data: Option<(&Path, u64)>) -> Result<()> {
-        self.hasher.update(header);
+        let pipe = match &mut self.pipe {
+            Some(p) => p,
+            None => self.pipe.insert(HashPipe::start(Midstate::new())?),
+        };
+        pipe.update(header);
         let Some((path, size)) = data else {
             return Ok(());
         };
         if size > 0 {
-            let mut file = fs_err::File::open(path)?;
-            let mut left = size;
-            while left > 0 {
-                let want = left.min(self.buf.len() as u64) as usize;
-                let n = file.read(&mut self.buf[..want])?;
-                if n == 0 {
-                    return Err(Error::Changed {
-                        path: path.to_path_buf(),
-                    });
-                }
-                self.hasher.update(&self.buf[..n]);
-                left -= n as u64;
-            }
+            pipe.update_from_file(path, size)?;
         }
         let rem = (size % BLOCK as u64) as usize;
         if rem != 0 {
-            self.hasher.update(&[0u8; BLOCK][..BLOCK - rem]);
+            pipe.update(&[0u8; BLOCK][..BLOCK - rem]);
         }
         Ok(())
     }
 
     /// After an entry, when hashing: a mark if the interval has passed.
     fn boundary(&mut self, next_entry: u64) {
-        let offset = self.hasher.len();
+        let Some(pipe) = &mut self.pipe else {
+            return;
+        };
+        let offset = pipe.len();
         if offset - self.last_mark >= self.interval {
-            let state = self
-                .hasher
-                .state()
-                .expect("entries end on block boundaries");
-            self.marks.push(Mark {
-                entry: next_entry,
-                offset,
-                state,
-            });
+            pipe.mark(next_entry);
             self.last_mark = offset;
         }
     }
 
     fn finish(mut self) -> Result<Named> {
         self.resume()?;
+        let mut hasher = match self.pipe.take() {
+            Some(pipe) => {
+                let (hasher, marks) = pipe.finish();
+                self.marks.extend(marks);
+                hasher
+            }
+            None => Midstate::new(),
+        };
         let n = self.entries.len() as u64;
         if self.marks.last().map(|m| m.entry) != Some(n) {
             self.marks.push(Mark {
                 entry: n,
-                offset: self.hasher.len(),
-                state: self
-                    .hasher
-                    .state()
-                    .expect("entries end on block boundaries"),
+                offset: hasher.len(),
+                state: hasher.state().expect("entries end on block boundaries"),
             });
         }
-        self.hasher.update(&[0u8; 2 * BLOCK]);
-        let size = self.hasher.len();
-        let diff_id = Digest::from_bytes(self.hasher.finalize());
+        hasher.update(&[0u8; 2 * BLOCK]);
+        let size = hasher.len();
+        let diff_id = Digest::from_bytes(hasher.finalize());
         Ok(Named {
             diff_id,
             size,
