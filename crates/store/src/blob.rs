@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use strata_digest::{Digest, HashingWriter};
 use tempfile::NamedTempFile;
 
+use crate::writeback::Writeback;
 use crate::{Result, Store, StoreError};
 
 /// `read_blob` refuses blobs larger than this: it is meant for manifests and configs.
@@ -36,6 +37,13 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether this process wrote the blob through [`Store::blob_writer`], which hashed
+    /// the bytes as they went into the file: a copy made by this process need not
+    /// hash them again to know they are right.
+    pub fn hashed_here(&self, digest: &Digest) -> bool {
+        self.inner.hashed.lock().is_ok_and(|h| h.contains(digest))
     }
 
     /// Opens the blob for streaming reads.
@@ -82,6 +90,8 @@ impl Store {
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .make_in(self.tmp_dir(), |path| fs_err::File::create_new(path))?;
+        let early = file.as_file().file().try_clone().ok();
+        let file = Writeback::new(file, early);
         Ok(BlobWriter {
             inner: HashingWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file)),
             store: self.clone(),
@@ -129,7 +139,7 @@ impl Store {
 /// A blob being written. [`commit`](BlobWriter::commit) moves it into `blobs/`;
 /// dropping it instead removes the temp file.
 pub struct BlobWriter {
-    inner: HashingWriter<BufWriter<NamedTempFile<fs_err::File>>>,
+    inner: HashingWriter<BufWriter<Writeback<NamedTempFile<fs_err::File>>>>,
     store: Store,
 }
 
@@ -158,7 +168,10 @@ impl BlobWriter {
     /// dropped: the content is the same) and fsyncs the directory.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
         let (digest, size, buffered) = self.inner.finish();
-        let temp = buffered.into_inner().map_err(|e| e.into_error())?;
+        let temp = buffered
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .into_inner();
         if let Some(expected) = expected {
             if *expected != digest {
                 return Err(StoreError::DigestMismatch {
@@ -180,6 +193,9 @@ impl BlobWriter {
             Err(e) => return Err(e.error.into()),
         }
         fs_err::File::open(&self.store.inner.blobs)?.sync_all()?;
+        if let Ok(mut hashed) = self.store.inner.hashed.lock() {
+            hashed.insert(digest);
+        }
         Ok((digest, size))
     }
 }
@@ -308,6 +324,23 @@ mod tests {
             1
         );
         assert!(tmp_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn only_blobs_this_process_wrote_count_as_hashed_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store.put_bytes(b"written here").unwrap();
+        assert!(store.hashed_here(&d));
+        // A clone shares what it knows; a store opened afresh (another build) does not.
+        assert!(store.clone().hashed_here(&d));
+        let other = Store::open(dir.path()).unwrap();
+        assert!(!other.hashed_here(&d));
+        // Found already stored: not hashed by this writer.
+        let mut w = other.blob_writer().unwrap();
+        w.write_all(b"written here").unwrap();
+        w.commit(Some(&d)).unwrap();
+        assert!(!other.hashed_here(&d));
     }
 
     #[test]

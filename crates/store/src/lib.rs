@@ -51,6 +51,7 @@ mod pin;
 mod reap;
 mod tmp;
 mod usage;
+mod writeback;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,9 @@ struct Inner {
     session: tmp::Session,
     /// This process's pin lease (`pin.rs`), taken on first use.
     pins: Mutex<Option<i64>>,
+    /// Blobs this process wrote (and so hashed from the very bytes written): see
+    /// [`Store::hashed_here`].
+    hashed: Mutex<std::collections::HashSet<strata_digest::Digest>>,
 }
 
 impl Drop for Inner {
@@ -129,6 +133,7 @@ impl Store {
                 conn: Mutex::new(conn),
                 session,
                 pins: Mutex::new(None),
+                hashed: Mutex::default(),
             }),
         })
     }

@@ -61,6 +61,10 @@ impl BlobSink for StoreSink {
         }
     }
 
+    fn hashed_here(&self, d: &Digest) -> bool {
+        self.0.hashed_here(d)
+    }
+
     fn lookup_compressed(&self, key: &CompressedKey) -> Option<CompressedLayer> {
         // Only epoch-free exports are memoised: then the export diffID is the layer id.
         if key.source_date_epoch.is_some() {

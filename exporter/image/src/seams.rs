@@ -60,6 +60,13 @@ pub trait BlobSink: Send + Sync {
         None
     }
 
+    /// Whether the sink hashed this blob itself, in this process, from the bytes it
+    /// wrote to the file [`BlobSink::open_file`] opens: a copy of that file then only
+    /// checks its size.
+    fn hashed_here(&self, _d: &Digest) -> bool {
+        false
+    }
+
     /// Memo of earlier compressions, so that re-exports skip compressing. A hit is only
     /// used when [`BlobSink::has`] still finds the blob.
     fn lookup_compressed(&self, _key: &CompressedKey) -> Option<CompressedLayer> {

@@ -169,7 +169,9 @@ pub(crate) fn copy_blob(
 /// keeps the blob as a file ([`BlobSink::open_file`]): `copy_file_range` moves the
 /// bytes without a trip through user space while a second thread reads and hashes the
 /// source, so the copy is verified as [`copy_blob`]'s is (a mismatch fails it with the
-/// same error). Falls back to [`copy_blob`] when the sink has no file.
+/// same error); a blob the sink hashed itself in this process
+/// ([`BlobSink::hashed_here`]) is only checked for its size. Falls back to
+/// [`copy_blob`] when the sink has no file.
 pub(crate) fn copy_blob_to_file(
     sink: &dyn BlobSink,
     digest: Digest,
@@ -186,8 +188,13 @@ pub(crate) fn copy_blob_to_file(
         Some(Err(source)) => return Err(ImageError::ReadBlob { digest, source }),
         Some(Ok(f)) => f,
     };
+    let trusted = sink.hashed_here(&digest);
     let (copied, hashed) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| hash_file(&src));
+        let hasher = s.spawn(|| match trusted {
+            // Hashed as it was written, by this process: its size tells it is whole.
+            true => src.metadata().map(|m| (digest, m.len())),
+            false => hash_file(&src),
+        });
         // std's io::copy between files is copy_file_range (with its own fallbacks).
         let copied = io::copy(&mut (&src).take(size), &mut &*dst);
         let hashed = hasher
@@ -301,5 +308,78 @@ mod tests {
             matches!(err, ImageError::BlobMismatch { actual_size, .. } if actual_size == len + 1),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use crate::DirSink;
+
+    /// A [`DirSink`] that says it hashed every blob itself.
+    struct Trusting(DirSink);
+
+    impl BlobSink for Trusting {
+        fn has(&self, d: &Digest) -> bool {
+            self.0.has(d)
+        }
+        fn put(
+            &self,
+            write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+        ) -> io::Result<(Digest, u64)> {
+            self.0.put(write)
+        }
+        fn open(&self, d: &Digest) -> io::Result<Box<dyn Read + Send>> {
+            self.0.open(d)
+        }
+        fn open_file(&self, d: &Digest) -> Option<io::Result<File>> {
+            self.0.open_file(d)
+        }
+        fn hashed_here(&self, _: &Digest) -> bool {
+            true
+        }
+    }
+
+    fn copy(
+        sink: &dyn BlobSink,
+        d: Digest,
+        size: u64,
+        dir: &std::path::Path,
+    ) -> Result<Vec<u8>, ImageError> {
+        let path = dir.join("out");
+        let out = File::create(&path).unwrap();
+        copy_blob_to_file(sink, d, size, &out, |e| ImageError::Archive { source: e })?;
+        Ok(std::fs::read(&path).unwrap())
+    }
+
+    #[test]
+    fn blobs_hashed_here_are_only_checked_for_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..3 * PIECE + 5).map(|i| (i % 253) as u8).collect();
+        for trusted in [false, true] {
+            let plain = DirSink::new(dir.path().join(format!("s{trusted}")));
+            let (d, size) = plain.put(&mut |w| w.write_all(&bytes)).unwrap();
+            let sink: &dyn BlobSink = match trusted {
+                true => &Trusting(plain),
+                false => &plain,
+            };
+            let path = match trusted {
+                true => dir.path().join("strue/sha256").join(d.hex()),
+                false => dir.path().join("sfalse/sha256").join(d.hex()),
+            };
+            assert!(copy(sink, d, size, dir.path()).unwrap() == bytes);
+            // Same size, one byte changed: only a hashing copy notices.
+            let mut flipped = bytes.clone();
+            flipped[7] ^= 1;
+            std::fs::write(&path, &flipped).unwrap();
+            match copy(sink, d, size, dir.path()) {
+                Ok(out) => assert!(trusted && out == flipped),
+                Err(e) => assert!(!trusted && matches!(e, ImageError::BlobMismatch { .. })),
+            }
+            // A different size: both notice.
+            std::fs::write(&path, &bytes[1..]).unwrap();
+            let err = copy(sink, d, size, dir.path()).unwrap_err();
+            assert!(matches!(err, ImageError::BlobMismatch { .. }), "{err}");
+        }
     }
 }
