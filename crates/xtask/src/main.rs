@@ -34,6 +34,24 @@ fn test(args: &[String]) -> Result<()> {
     system::ensure_packages(system::TEST_PACKAGES)?;
     system::run("cargo", &["build", "--workspace", "--all-targets"])?;
     system::run("cargo", &["test", "--workspace", "--no-fail-fast"])?;
+    // The runtime matrix: the suite above runs RUN steps with `--runtime auto`, which
+    // is crun wherever crun works; the RUN test files again with runc.
+    system::run_env(
+        &[("STRATA_RUNTIME", "runc")],
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "strata",
+            "--no-fail-fast",
+            "--test",
+            "run",
+            "--test",
+            "run_mount",
+            "--test",
+            "run_semantics",
+        ],
+    )?;
     if !args.iter().any(|a| a == "--no-fuzz") {
         let script = system::root().join("crates/fuzz/run.sh");
         if script.exists() {

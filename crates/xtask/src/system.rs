@@ -41,9 +41,16 @@ pub fn root() -> PathBuf {
 }
 
 pub fn run(cmd: &str, args: &[&str]) -> Result<()> {
-    eprintln!("+ {cmd} {}", args.join(" "));
+    run_env(&[], cmd, args)
+}
+
+/// [`run`] with environment variables set.
+pub fn run_env(env: &[(&str, &str)], cmd: &str, args: &[&str]) -> Result<()> {
+    let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    eprintln!("+ {}{cmd} {}", vars.concat(), args.join(" "));
     let status = Command::new(cmd)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .status()
         .with_context(|| format!("running {cmd}"))?;
