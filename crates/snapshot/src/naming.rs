@@ -199,7 +199,7 @@ impl<'a> Namer<'a> {
             return Ok(());
         };
         if size > 0 {
-            pipe.update_from_file(path, size)?;
+            pipe.file(path, size);
         }
         let rem = (size % BLOCK as u64) as usize;
         if rem != 0 {
@@ -224,7 +224,7 @@ impl<'a> Namer<'a> {
         self.resume()?;
         let mut hasher = match self.pipe.take() {
             Some(pipe) => {
-                let (hasher, marks) = pipe.finish();
+                let (hasher, marks) = pipe.finish()?;
                 self.marks.extend(marks);
                 hasher
             }
