@@ -93,7 +93,7 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
         let to = format!("type=registry,ref={r},mode=max");
         let build = |root: &Path, extra: &[&str]| -> Result<(Duration, String)> {
             timed_stderr(
-                Command::new(&bin)
+                Command::new(bin)
                     .arg("--root")
                     .arg(root)
                     .args(["build", "--progress", "plain", "--build-context", &bb])
@@ -125,7 +125,7 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
     println!("targets: --cache-from rebuild >= 5x faster than cold; no-change export < 1 s");
 
     let docker = Dockerd::start(&work.join("docker"))?;
-    load_busybox(&bin, &bb, &docker, &work)?;
+    load_busybox(bin, &bb, &docker, work)?;
     println!(
         "\nBuildKit (dockerd {}), inline cache through the same registry",
         docker.version()
