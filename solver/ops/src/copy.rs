@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use strata_graph::{Chmod, Copy};
 use strata_patternmatcher::PatternMatcher;
 
-use crate::fsutil::{apply_attrs, is_whiteout, rel_components, resolve_in_root, Attrs};
+use crate::fsutil::{
+    apply_attrs, apply_attrs_fd, is_whiteout, rel_components, resolve_in_root, Attrs,
+};
 use crate::glob::{has_wildcard, match_path};
 
 #[derive(Debug, thiserror::Error)]
@@ -536,9 +538,7 @@ impl Writer<'_> {
                 self.count += 1;
                 return Ok(());
             }
-            std::fs::copy(&src, &out).map_err(io(&src))?;
-            copy_xattrs(&src, &out);
-            apply_attrs(&out, &attrs, false).map_err(io(&out))?;
+            copy_file(&src, &out, &attrs)?;
         } else {
             // fifo, sockets, devices: recreate the node.
             use std::os::unix::fs::FileTypeExt;
@@ -684,17 +684,35 @@ impl Writer<'_> {
     }
 }
 
+/// A new regular file at `out` with the contents (copy_file_range) and extended
+/// attributes of `src`, then `attrs`; everything after the two opens goes through
+/// the file descriptors (no more walks of the whole paths).
+fn copy_file(src: &Path, out: &Path, attrs: &Attrs) -> Result<(), CopyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = std::fs::File::open(src).map_err(io(src))?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(io(out))?;
+    std::io::copy(&mut from, &mut to).map_err(io(src))?;
+    copy_xattrs(&from, &to);
+    apply_attrs_fd(&to, attrs).map_err(io(out))
+}
+
 /// Extended attributes other than overlay's own travel with a copy (best effort: a
 /// filesystem without xattrs simply has none).
-fn copy_xattrs(src: &Path, dst: &Path) {
-    let Ok(names) = xattr::list(src) else { return };
+fn copy_xattrs(src: &std::fs::File, dst: &std::fs::File) {
+    use xattr::FileExt;
+    let Ok(names) = src.list_xattr() else { return };
     for name in names {
         let n = name.to_string_lossy();
         if n.starts_with("trusted.overlay.") {
             continue;
         }
-        if let Ok(Some(v)) = xattr::get(src, &name) {
-            let _ = xattr::set(dst, &name, &v);
+        if let Ok(Some(v)) = src.get_xattr(&name) {
+            let _ = dst.set_xattr(&name, &v);
         }
     }
 }

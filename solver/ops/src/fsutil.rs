@@ -58,6 +58,29 @@ pub fn apply_attrs(path: &Path, attrs: &Attrs, is_symlink: bool) -> std::io::Res
     Ok(())
 }
 
+/// [`apply_attrs`] on an open regular file.
+pub fn apply_attrs_fd(file: &std::fs::File, attrs: &Attrs) -> std::io::Result<()> {
+    rustix::fs::fchown(
+        file,
+        Some(rustix::fs::Uid::from_raw(attrs.uid)),
+        Some(rustix::fs::Gid::from_raw(attrs.gid)),
+    )?;
+    // chown clears setuid/setgid, so the mode goes after it.
+    rustix::fs::fchmod(file, Mode::from_raw_mode(attrs.mode))?;
+    let ts = Timespec {
+        tv_sec: attrs.mtime.0,
+        tv_nsec: attrs.mtime.1,
+    };
+    rustix::fs::futimens(
+        file,
+        &Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        },
+    )?;
+    Ok(())
+}
+
 /// An overlay whiteout (char device 0/0) at `path`: "deleted in this layer".
 pub fn whiteout(path: &Path) -> std::io::Result<()> {
     rustix::fs::mknodat(

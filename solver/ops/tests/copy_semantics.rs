@@ -173,6 +173,22 @@ fn run(case: Case) -> Result<BTreeMap<String, String>, CopyError> {
     Ok(listing(diff.path()))
 }
 
+/// Copies `copy` from the context `src` over [`base`]; the new layer.
+fn copy_from(src: &Path, owner: Option<(u32, u32)>, copy_: &Copy) -> tempfile::TempDir {
+    let (base, diff) = (base(), tempfile::tempdir().unwrap());
+    let env = CopyEnv {
+        src_root: src,
+        src_ignore: None,
+        from_context: true,
+        base_root: base.path(),
+        diff: diff.path(),
+        owner,
+        reuse: None,
+    };
+    copy(&env, copy_).unwrap();
+    diff
+}
+
 fn entries(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -451,4 +467,36 @@ fn destination_symlinks_in_the_base_are_followed_inside_the_root() {
     let got = run(case(c(&["file.txt"], "/app/"))).unwrap();
     assert_eq!(got["opt/app/file.txt"], "f 644 0:0 hello");
     assert!(got["opt"].starts_with("d 700 5:6"));
+}
+
+#[test]
+fn xattrs_mtime_and_setuid_travel_with_a_file_but_not_overlays_own_xattrs() {
+    let src = tempfile::tempdir().unwrap();
+    let f = src.path().join("tool");
+    std::fs::write(&f, "bin").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    xattr::set(&f, "user.note", b"kept").unwrap();
+    xattr::set(&f, "trusted.overlay.opaque", b"y").unwrap();
+    let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(1_234_567, 89);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let diff = copy_from(src.path(), Some((7, 8)), &c(&["tool"], "/bin/"));
+    let out = diff.path().join("bin/tool");
+    let m = std::fs::symlink_metadata(&out).unwrap();
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid(), m.gid()),
+        (0o4755, 7, 8),
+        "setuid survives the chown"
+    );
+    assert_eq!(m.modified().unwrap(), when);
+    assert_eq!(std::fs::read(&out).unwrap(), b"bin");
+    assert_eq!(
+        xattr::get(&out, "user.note").unwrap().as_deref(),
+        Some(&b"kept"[..])
+    );
+    assert_eq!(xattr::get(&out, "trusted.overlay.opaque").unwrap(), None);
 }
