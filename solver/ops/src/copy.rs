@@ -209,6 +209,11 @@ pub fn copy(env: &CopyEnv<'_>, c: &Copy) -> Result<u64, CopyError> {
         count: 0,
         exclude: exclude.as_ref(),
         fixups: Vec::new(),
+        // Best effort: without the thread, links are made inline.
+        linker: env
+            .reuse
+            .filter(|_| env.from_context)
+            .and_then(|_| crate::linker::Linker::start().ok()),
     };
     for m in &matches {
         let src_path = env.src_root.join(&m.rel);
@@ -234,7 +239,7 @@ pub fn copy(env: &CopyEnv<'_>, c: &Copy) -> Result<u64, CopyError> {
         if meta.is_dir() {
             let target = base_target;
             w.ensure_dir_chain(&target)?;
-            w.copy_children(&src_real, &target, &m.rel)?;
+            w.copy_children(&src_real, &target, &m.rel, false)?;
         } else {
             let name = m.rel.file_name().map(PathBuf::from).unwrap_or_default();
             let target = if c.parents {
@@ -281,6 +286,8 @@ struct Writer<'a> {
     /// Directories created with their final attributes before their contents were
     /// written, re-applied at the end (writing into a directory changes its mtime).
     fixups: Vec<(PathBuf, Attrs)>,
+    /// Links unchanged files into directories this copy made (incremental COPY).
+    linker: Option<crate::linker::Linker>,
 }
 
 impl Writer<'_> {
@@ -404,12 +411,14 @@ impl Writer<'_> {
         m.matches(&a) || (!b.is_empty() && m.matches(&b))
     }
 
-    /// Copies the children of source dir `src` (relative to the source root) into `dest`.
+    /// Copies the children of source dir `src` (relative to the source root) into `dest`
+    /// (`fresh`: a directory this copy just made, still empty).
     fn copy_children(
         &mut self,
         src: &Path,
         dest: &Path,
         match_root: &Path,
+        fresh: bool,
     ) -> Result<(), CopyError> {
         let dir = self.env.src_root.join(src);
         let mut entries: Vec<_> = std::fs::read_dir(&dir)
@@ -418,6 +427,7 @@ impl Writer<'_> {
             .collect();
         entries.sort_by_key(|e| e.file_name());
         let here = self.reuse_dirs(dest);
+        let mut linked_later = false;
         for e in entries {
             let rel = src.join(e.file_name());
             let rel_s = rel.to_string_lossy();
@@ -449,14 +459,31 @@ impl Writer<'_> {
                 continue;
             }
             if let Some(here) = &here {
-                if self.link_unchanged(here, &e.file_name(), &rel, &meta, &target)? {
-                    self.count += 1;
-                    continue;
+                if self.unchanged_in_prev(here, &e.file_name(), &rel, &meta) {
+                    let name = e.file_name();
+                    match &self.linker {
+                        Some(l) if fresh => {
+                            let path = self.env.diff.join(&target);
+                            l.link(&here.prev, &here.out, name, path);
+                            linked_later = true;
+                            self.count += 1;
+                            continue;
+                        }
+                        _ => {
+                            if self.link_now(here, &name, &target)? {
+                                self.count += 1;
+                                continue;
+                            }
+                        }
+                    }
                 }
             }
             self.copy_entry_in(&rel, &meta, &target, match_root)?;
         }
-        Ok(())
+        match &self.linker {
+            Some(l) if linked_later => l.wait(),
+            _ => Ok(()),
+        }
     }
 
     fn copy_dir(
@@ -467,15 +494,19 @@ impl Writer<'_> {
         match_root: &Path,
     ) -> Result<(), CopyError> {
         let out = self.env.diff.join(target);
-        match std::fs::symlink_metadata(&out) {
-            Ok(m) if m.is_dir() => {}
+        let fresh = match std::fs::symlink_metadata(&out) {
+            Ok(m) if m.is_dir() => false,
             Ok(_) => {
                 std::fs::remove_file(&out).map_err(io(&out))?;
                 std::fs::create_dir(&out).map_err(io(&out))?;
+                true
             }
-            Err(_) => std::fs::create_dir(&out).map_err(io(&out))?,
-        }
-        self.copy_children(rel, target, match_root)?;
+            Err(_) => {
+                std::fs::create_dir(&out).map_err(io(&out))?;
+                true
+            }
+        };
+        self.copy_children(rel, target, match_root, fresh)?;
         let (uid, gid) = self.owner_for(meta);
         let attrs = Attrs {
             uid,
@@ -623,8 +654,8 @@ impl Writer<'_> {
 /// the new one, so unchanged files are checked and linked by name within them instead
 /// of by whole paths (three walks of ~10 components per file).
 struct ReuseDirs {
-    prev: rustix::fd::OwnedFd,
-    out: rustix::fd::OwnedFd,
+    prev: std::sync::Arc<rustix::fd::OwnedFd>,
+    out: std::sync::Arc<rustix::fd::OwnedFd>,
 }
 
 impl Writer<'_> {
@@ -638,42 +669,51 @@ impl Writer<'_> {
         // Made (or checked to be a directory) by this copy: never a symlink.
         let out = self.env.diff.join(dest);
         let out = rustix::fs::open(out, flags | OFlags::NOFOLLOW, Mode::empty()).ok()?;
-        Some(ReuseDirs { prev, out })
+        Some(ReuseDirs {
+            prev: prev.into(),
+            out: out.into(),
+        })
     }
 
-    /// [`Writer::reuse_previous`] for a child `name` of a [`ReuseDirs`] directory: links
-    /// it from the previous layer when the source is an unchanged, singly linked regular
-    /// file and the previous copy has exactly the attributes this one would get. False
-    /// (nothing done) otherwise, or when the name already exists in the new layer.
-    fn link_unchanged(
+    /// [`Writer::reuse_previous`]'s test for a child `name` of a [`ReuseDirs`]
+    /// directory: the source is an unchanged, singly linked regular file and the
+    /// previous copy has exactly the attributes this one would get.
+    fn unchanged_in_prev(
         &self,
         here: &ReuseDirs,
         name: &std::ffi::OsStr,
         rel: &Path,
         meta: &Metadata,
-        target: &Path,
-    ) -> Result<bool, CopyError> {
+    ) -> bool {
         use rustix::fs::{AtFlags, FileType};
         let Some(r) = self.env.reuse else {
-            return Ok(false);
+            return false;
         };
         if !meta.is_file() || meta.nlink() > 1 {
-            return Ok(false);
+            return false;
         }
-        let Ok(p) = rustix::fs::statat(&here.prev, name, AtFlags::SYMLINK_NOFOLLOW) else {
-            return Ok(false);
+        let Ok(p) = rustix::fs::statat(&*here.prev, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return false;
         };
         let (uid, gid) = self.owner_for(meta);
-        let same = FileType::from_raw_mode(p.st_mode) == FileType::RegularFile
+        FileType::from_raw_mode(p.st_mode) == FileType::RegularFile
             && p.st_size as u64 == meta.len()
             && (p.st_mtime, p.st_mtime_nsec as i64) == (meta.mtime(), meta.mtime_nsec())
             && p.st_mode & 0o7777 == self.mode_for(meta)
             && (p.st_uid, p.st_gid) == (uid, gid)
-            && r.stat.unchanged(&self.env.src_root.join(rel), meta);
-        if !same {
-            return Ok(false);
-        }
-        match rustix::fs::linkat(&here.prev, name, &here.out, name, AtFlags::empty()) {
+            && r.stat.unchanged(&self.env.src_root.join(rel), meta)
+    }
+
+    /// Links `name` of the previous layer into the new one; false (nothing done) when
+    /// the name exists there already.
+    fn link_now(
+        &self,
+        here: &ReuseDirs,
+        name: &std::ffi::OsStr,
+        target: &Path,
+    ) -> Result<bool, CopyError> {
+        use rustix::fs::AtFlags;
+        match rustix::fs::linkat(&*here.prev, name, &*here.out, name, AtFlags::empty()) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::EXIST) => Ok(false),
             Err(e) => Err(CopyError::Io {

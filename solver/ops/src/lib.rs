@@ -15,6 +15,7 @@ pub mod copy;
 pub mod fileop;
 mod fsutil;
 mod glob;
+mod linker;
 mod op;
 mod output;
 mod reads;

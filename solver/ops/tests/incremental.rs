@@ -91,6 +91,11 @@ fn caches_by_content_and_hardlinks_unchanged_files() {
     for i in 0..20 {
         std::fs::write(ctx.path().join(format!("f{i}")), format!("content {i}")).unwrap();
     }
+    // A directory the copy makes: its unchanged files are linked on another thread.
+    std::fs::create_dir(ctx.path().join("sub")).unwrap();
+    for i in 0..5 {
+        std::fs::write(ctx.path().join(format!("sub/g{i}")), format!("g {i}")).unwrap();
+    }
     let (c1, e1, layers) = solve(root.path(), ctx.path());
     assert!(!cached(&e1, "[1/2] COPY . /ctx/"));
     let l1 = layers.path(c1.layers().last().unwrap());
@@ -124,9 +129,15 @@ fn caches_by_content_and_hardlinks_unchanged_files() {
             == std::fs::metadata(l3.join("ctx").join(name)).unwrap().ino()
     };
     assert!(
-        shared("f3") && shared("f19"),
+        shared("f3") && shared("f19") && shared("sub/g0") && shared("sub/g4"),
         "unchanged files are hardlinked from the previous layer"
     );
+    // Linking into sub/ did not change the mtime it was given (the source's).
+    let when = |p: std::path::PathBuf| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.mtime(), m.mtime_nsec())
+    };
+    assert_eq!(when(l3.join("ctx/sub")), when(ctx.path().join("sub")));
     assert!(!shared("f7"), "the changed file is a new copy");
     // The destination directory the step creates keeps the first run's mtime, so the
     // new layer's tar starts with the old one's bytes (its diffID resumes from them).
