@@ -22,19 +22,20 @@ use oci_spec::runtime::LinuxSeccomp;
 /// The annotation crun reads a compiled filter from.
 pub(crate) const ANNOTATION: &str = "run.oci.seccomp_bpf_data";
 
-/// Compiled filters (base64) by profile (its JSON); `None` when compiling failed.
+/// Compiled filters (base64) by profile (its JSON), or why compiling failed.
 #[derive(Debug, Default)]
-pub(crate) struct Filters(Mutex<HashMap<String, Option<Arc<str>>>>);
+pub(crate) struct Filters(Mutex<HashMap<String, Result<Arc<str>, String>>>);
 
 impl Filters {
     /// The filter for `profile`, compiled by `compile` on first use (one at a time: a
-    /// second step waits for the first's compile instead of doing its own).
+    /// second step waits for the first's compile instead of doing its own); a failure
+    /// is remembered too.
     pub(crate) fn get(
         &self,
         profile: &LinuxSeccomp,
-        compile: impl FnOnce(&serde_json::Value) -> Option<Vec<u8>>,
-    ) -> Option<Arc<str>> {
-        let json = serde_json::to_value(profile).ok()?;
+        compile: impl FnOnce(&serde_json::Value) -> Result<Vec<u8>, String>,
+    ) -> Result<Arc<str>, String> {
+        let json = serde_json::to_value(profile).map_err(|e| e.to_string())?;
         let key = json.to_string();
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
@@ -65,22 +66,27 @@ pub(crate) fn capture_root(rootfs: &std::path::Path) -> std::io::Result<()> {
     fs_err::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
 }
 
-/// Whether `cmd` (`crun create`) succeeds, run quietly; `started` gets its pid and
-/// returns what to keep until it has exited (a record of it for the reaper).
-pub(crate) fn quiet<T>(
+/// Runs `cmd` (`crun create … --log LOG --log-format json`): `Err` with the runtime's
+/// messages from `log` unless it succeeds. Quiet: no pipe either, as the container's
+/// init (waiting for a start) would hold it open. `started` gets its pid and returns
+/// what to keep until it has exited (a record of it for the reaper).
+pub(crate) fn create<T>(
     cmd: &mut std::process::Command,
+    log: &std::path::Path,
     started: impl FnOnce(u32) -> Option<T>,
-) -> bool {
-    let Ok(mut child) = cmd
+) -> Result<(), String> {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-    else {
-        return false;
-    };
+        .map_err(|e| format!("starting {:?}: {e}", cmd.get_program()))?;
     let _record = started(child.id());
-    child.wait().is_ok_and(|s| s.success())
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(crate::oci::runtime_error(log).unwrap_or_else(|| format!("crun create: {status}")))
 }
 
 /// Standard base64 with padding.
@@ -133,13 +139,13 @@ mod tests {
         for _ in 0..3 {
             let got = filters.get(&profile, |_| {
                 calls += 1;
-                Some(vec![1, 2, 3])
+                Ok(vec![1, 2, 3])
             });
-            assert_eq!(got.as_deref(), Some("AQID"));
+            assert_eq!(got.as_deref(), Ok("AQID"));
         }
         assert_eq!(calls, 1);
         let other = crate::seccomp::profile(&[oci_spec::runtime::Capability::SysAdmin]).unwrap();
-        assert_eq!(filters.get(&other, |_| None), None);
-        assert_eq!(filters.get(&other, |_| Some(vec![0])), None);
+        assert_eq!(filters.get(&other, |_| Err("no".into())), Err("no".into()));
+        assert_eq!(filters.get(&other, |_| Ok(vec![0])), Err("no".into()));
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
@@ -216,7 +217,15 @@ impl OciRuntime {
     /// Runs a container over an empty root whose process cannot exist: a runtime that
     /// gets as far as looking the program up works (namespaces, cgroups and mounts are
     /// set up by then). The error is the runtime's message otherwise.
+    /// A runtime that compiles seccomp filters once ([`crate::bpf`]) is probed by
+    /// compiling the sandbox's profile: its `create` sets up as much, and the filter is
+    /// then ready for the first step.
     fn probe(&self) -> Result<(), String> {
+        if self.filters.is_some() && self.seccomp {
+            let profile =
+                crate::spec::sandbox_profile(self.grantable).map_err(|e| e.to_string())?;
+            return self.filter(&profile).map(drop);
+        }
         let id = self.container_id();
         let bundle = self.bundles.join(&id);
         let rootfs = bundle.join("rootfs");
@@ -270,22 +279,35 @@ impl OciRuntime {
         !self.hide.is_empty()
     }
 
+    /// crun's compiled filter for `profile` (base64), compiled on first use; `Err`
+    /// for other runtimes, or with why crun could not compile it.
+    fn filter(&self, profile: &oci_spec::runtime::LinuxSeccomp) -> Result<Arc<str>, String> {
+        match &self.filters {
+            Some(filters) => filters.get(profile, |p| self.compile_seccomp(p)),
+            None => Err(format!("{} takes no compiled filter", self.name)),
+        }
+    }
+
     /// Has the runtime compile `profile` in a container it creates and deletes without
     /// starting it, and returns the filter it left in its state ([`crate::bpf`]).
-    fn compile_seccomp(&self, profile: &serde_json::Value) -> Option<Vec<u8>> {
+    fn compile_seccomp(&self, profile: &serde_json::Value) -> Result<Vec<u8>, String> {
         let id = self.container_id();
         let bundle = Bundle {
             dir: self.bundles.join(&id),
         };
         let rootfs = bundle.dir.join("rootfs");
-        crate::bpf::capture_root(&rootfs).ok()?;
+        crate::bpf::capture_root(&rootfs).map_err(|e| e.to_string())?;
         let config = crate::bpf::capture_spec(&rootfs, profile);
-        fs_err::write(bundle.dir.join("config.json"), config).ok()?;
+        fs_err::write(bundle.dir.join("config.json"), config).map_err(|e| e.to_string())?;
         // Recorded as a run's are, so that the container (its init waits for a start
         // that never comes) and the runtime die with a killed strata (`Store` reaps).
         let pid_file = self.pid_dir.as_ref().map(|d| PidFile(d.join(&id)));
+        let log = bundle.dir.join("log.json");
         let mut cmd = self.command();
-        cmd.args(["create", "--bundle"]).arg(&bundle.dir);
+        cmd.arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "create", "--bundle"])
+            .arg(&bundle.dir);
         if let Some(f) = &pid_file {
             cmd.arg("--pid-file").arg(&f.0);
         }
@@ -296,11 +318,14 @@ impl OciRuntime {
             std::fs::write(&file.0, format!("group {pid}")).ok()?;
             Some(file)
         };
-        let created = crate::bpf::quiet(&mut cmd, group);
-        let bpf = created
-            .then(|| std::fs::read(self.state.join(&id).join("seccomp.bpf")).ok())
-            .flatten()
-            .filter(|b| !b.is_empty());
+        let bpf = crate::bpf::create(&mut cmd, &log, group).and_then(|()| {
+            let file = self.state.join(&id).join("seccomp.bpf");
+            match std::fs::read(&file) {
+                Ok(b) if !b.is_empty() => Ok(b),
+                Ok(_) => Err(format!("{} is empty", file.display())),
+                Err(e) => Err(format!("reading {}: {e}", file.display())),
+            }
+        });
         self.force_delete(&id);
         drop(pid_file);
         bpf
@@ -375,12 +400,10 @@ impl OciRuntime {
             process.set_terminal(Some(terminal));
         }
         let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-        if let (Some(filters), Some(profile)) = (&self.filters, profile) {
-            if let Some(bpf) = filters.get(profile, |p| self.compile_seccomp(p)) {
-                spec.annotations_mut()
-                    .get_or_insert_with(Default::default)
-                    .insert(crate::bpf::ANNOTATION.to_string(), bpf.to_string());
-            }
+        if let Some(Ok(bpf)) = profile.map(|p| self.filter(p)) {
+            spec.annotations_mut()
+                .get_or_insert_with(Default::default)
+                .insert(crate::bpf::ANNOTATION.to_string(), bpf.to_string());
         }
         let config = bundle.dir.join("config.json");
         fs_err::write(
@@ -613,7 +636,7 @@ impl Drop for Running<'_> {
 }
 
 /// The runtime's own error messages (`level: error`) from its JSON log.
-fn runtime_error(log: &Path) -> Option<String> {
+pub(crate) fn runtime_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     let messages: Vec<String> = text
         .lines()

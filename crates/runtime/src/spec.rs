@@ -184,17 +184,7 @@ pub fn own_destinations() -> [&'static str; 9] {
 pub fn generate(input: &SpecInput<'_>) -> Result<Spec> {
     let p = input.process;
     let insecure = p.security == Security::Insecure;
-    let grantable = |c: &Capability| {
-        ALL_CAPABILITIES
-            .iter()
-            .position(|a| a == c)
-            .is_some_and(|n| input.grantable & (1 << n) != 0)
-    };
-    let granted: Vec<Capability> = if insecure {
-        ALL_CAPABILITIES.into_iter().filter(grantable).collect()
-    } else {
-        DEFAULT_CAPABILITIES.into_iter().filter(grantable).collect()
-    };
+    let granted = granted(input.grantable, insecure);
     let caps: Capabilities = granted.iter().copied().collect();
     // Like Docker since 23.0: no inheritable or ambient capabilities.
     let capabilities = LinuxCapabilitiesBuilder::default()
@@ -291,6 +281,27 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec> {
         .linux(linux)
         .build()
         .map_err(Error::Spec)
+}
+
+/// The capabilities a step gets: Docker's default set (all with `insecure`), less what
+/// this process may not grant (`grantable`, a bit per [`ALL_CAPABILITIES`] entry).
+fn granted(grantable: u64, insecure: bool) -> Vec<Capability> {
+    let may = |c: &Capability| {
+        ALL_CAPABILITIES
+            .iter()
+            .position(|a| a == c)
+            .is_some_and(|n| grantable & (1 << n) != 0)
+    };
+    if insecure {
+        ALL_CAPABILITIES.into_iter().filter(may).collect()
+    } else {
+        DEFAULT_CAPABILITIES.into_iter().filter(may).collect()
+    }
+}
+
+/// The seccomp profile of a sandboxed step (as [`generate`] gives it).
+pub(crate) fn sandbox_profile(grantable: u64) -> Result<oci_spec::runtime::LinuxSeccomp> {
+    crate::seccomp::profile(&granted(grantable, false))
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<OciMount> {
