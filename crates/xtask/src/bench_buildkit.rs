@@ -220,6 +220,10 @@ fn compression(strata: &Path, sroot: &Path, ctx: &Path, work: &Path) -> Result<(
         if !s.success() {
             bail!("warm-up build failed");
         }
+        // The warm-up's 1.2 GB reach the disk before the timed export, which would
+        // otherwise wait behind their writeback (the tools compress a tar whose pages
+        // are all clean).
+        Command::new("sync").status()?;
         let out = work.join(format!("out-{compression}.tar"));
         let t = Instant::now();
         let s = Command::new(strata)
