@@ -369,6 +369,45 @@ fn a_closed_stdout_ends_quietly() {
 }
 
 #[test]
+fn tty_progress_needs_a_terminal_and_draws_on_one() {
+    let s = Strata::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY x /x\n", 0o644),
+        ("x", "x\n", 0o644),
+    ]);
+    // stderr is a pipe here: asked for explicitly, tty is a usage error (as in buildx).
+    let out = s.run(&["build", "--progress", "tty", ctx.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--progress tty needs a terminal"), "{err}");
+    assert!(err.contains("--progress plain"), "{err}");
+
+    // On a terminal (`script` gives the build a pty) it draws.
+    let Some(script) = tool("script", "bsdutils") else {
+        return;
+    };
+    let command = format!(
+        "{} --root {} build --progress tty {}",
+        env!("CARGO_BIN_EXE_strata"),
+        s.root().display(),
+        ctx.path().display()
+    );
+    let out = std::process::Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("CI")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(drawn.contains("\x1b[2K"), "no line redraws: {drawn}");
+    assert!(
+        drawn.contains("DONE") && drawn.contains("COPY x /x"),
+        "{drawn}"
+    );
+}
+
+#[test]
 fn quiet_progress_prints_only_the_image_id() {
     let s = Strata::new();
     let ctx = context(&[

@@ -92,7 +92,7 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
     }
 
     let store = store::open(root)?;
-    let display = progress::reporter(args.progress);
+    let display = progress::reporter(args.progress)?;
     let remote = crate::registry::Remote {
         client: crate::registry::client()?,
         always: args.pull,

@@ -28,7 +28,7 @@ pub fn pull(args: PullArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result
     };
     let store = crate::store::open(root)?;
     let client = registry::client()?;
-    let display = args.transfer.display(args.quiet);
+    let display = args.transfer.display(args.quiet)?;
     let rec = registry::pull(&store, &client, &r, &platform, display.clone());
     display.finish(rec.is_ok());
     let rec = rec?;
@@ -55,7 +55,7 @@ pub fn push(args: PushArgs, root: Option<&std::path::PathBuf>) -> anyhow::Result
         .with_context(|| format!("no such image in the local store: {}", args.name))?;
     let stored = store.read_blob(&rec.manifest)?;
     let bytes = compressed_manifest(&store, &stored, compression)?;
-    let display = args.transfer.progress.display(args.quiet);
+    let display = args.transfer.progress.display(args.quiet)?;
     let opts = registry::TransferOptions {
         chunk: args.transfer.chunk_size,
         ..registry::TransferOptions::new(
@@ -109,7 +109,7 @@ pub struct ProgressOptions {
 
 impl ProgressOptions {
     /// The renderer (`-q` silences it).
-    pub fn display(&self, quiet: bool) -> Arc<dyn Display> {
+    pub fn display(&self, quiet: bool) -> anyhow::Result<Arc<dyn Display>> {
         progress::reporter(if quiet {
             ProgressMode::Quiet
         } else {

@@ -31,7 +31,17 @@ impl Display for NullReporter {
     fn finish(&self, _ok: bool) {}
 }
 
-pub fn reporter(mode: ProgressMode) -> Arc<dyn Display> {
+/// The reporter for `mode`. `tty` asked for explicitly on a stderr that is not a
+/// terminal is an error, as in buildx (which fails rather than draw nowhere or fall
+/// back silently): `plain` is the mode for logs.
+pub fn reporter(mode: ProgressMode) -> anyhow::Result<Arc<dyn Display>> {
+    if mode == ProgressMode::Tty && !std::io::stderr().is_terminal() {
+        return Err(crate::diagnostics::Usage(
+            "--progress tty needs a terminal, and stderr is not one: use --progress plain (or auto)"
+                .into(),
+        )
+        .into());
+    }
     let mode = match mode {
         ProgressMode::Auto
             if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() =>
@@ -41,10 +51,10 @@ pub fn reporter(mode: ProgressMode) -> Arc<dyn Display> {
         ProgressMode::Auto => ProgressMode::Plain,
         m => m,
     };
-    match mode {
+    Ok(match mode {
         ProgressMode::Tty => Arc::new(tty::Tty::new()),
         ProgressMode::Plain => Arc::new(plain::Plain::new(std::io::stderr())),
         ProgressMode::Json => Arc::new(json::Json::new(std::io::stderr())),
         _ => Arc::new(NullReporter),
-    }
+    })
 }
