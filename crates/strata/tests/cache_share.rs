@@ -102,14 +102,19 @@ fn descriptions(cache: &Value) -> BTreeSet<String> {
 
 /// The diffID of the layer only `JUNK` made.
 fn junk_layer(cache: &Value) -> String {
+    top_layer(cache, JUNK)
+}
+
+/// The diffID of the layer the step `description` made (its record's top layer).
+fn top_layer(cache: &Value, description: &str) -> String {
     let layers = cache["layers"].as_array().unwrap();
-    let junk = cache["records"]
+    let step = cache["records"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["description"] == JUNK)
-        .expect("the junk step is recorded");
-    let top = junk["layers"]
+        .find(|r| r["description"] == description)
+        .unwrap_or_else(|| panic!("{description} is recorded"));
+    let top = step["layers"]
         .as_array()
         .unwrap()
         .last()
@@ -161,8 +166,35 @@ fn local_cache_mode_max_round_trip_into_a_fresh_root_is_all_cached_and_lazy() {
         }
     }
 
+    // With no output, an all-cached result downloads nothing: every step CACHED, no
+    // image, a note, and a store with no record it cannot serve.
+    let lazy = Strata::new();
+    let from = local_src(&cache_dir);
+    let nothing = build(&lazy, &ctx, &layout, &["--cache-from", &from]);
+    assert!(executed(&nothing).is_empty(), "{}", nothing.stderr);
+    assert_eq!(user_steps(&nothing), user_steps(&first));
+    assert_eq!(nothing.id, "", "no image was stored");
+    assert!(
+        nothing
+            .stderr
+            .contains("nothing was downloaded and no image was stored"),
+        "{}",
+        nothing.stderr
+    );
+    let last = "[stage-1 4/4] RUN cat /out.txt /hello.txt > /copy.txt";
+    let lazy_layers = stored_layers(&lazy);
+    assert!(
+        !lazy_layers.contains(&top_layer(&cache, last)),
+        "{lazy_layers:?}"
+    );
+    let check = lazy.ok(&["system", "check"]);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(report.ends_with(": ok\n"), "{report}");
+    assert!(!report.contains("note:"), "{report}");
+
+    // Kept (-t): the image's layers are fetched, and it is the same image.
     let b = Strata::new();
-    let again = build(&b, &ctx, &layout, &["--cache-from", &local_src(&cache_dir)]);
+    let again = build(&b, &ctx, &layout, &["--cache-from", &from, "-t", "kept"]);
     assert!(
         executed(&again).is_empty(),
         "ran: {:?}\n{}",
@@ -173,6 +205,7 @@ fn local_cache_mode_max_round_trip_into_a_fresh_root_is_all_cached_and_lazy() {
     assert_eq!(again.id, first.id, "the same image from the imported cache");
     // The junk layer is needed by no later step and not by the image: never fetched.
     let stored = stored_layers(&b);
+    assert!(stored.contains(&top_layer(&cache, last)), "{stored:?}");
     assert!(!stored.contains(&junk_layer(&cache)), "{stored:?}");
     assert!(stored_layers(&a).contains(&junk_layer(&cache)));
 
@@ -214,7 +247,8 @@ fn local_cache_mode_min_holds_only_the_final_image_steps() {
 
     // A fresh root re-runs the builder's unexported step; the rest hits.
     let b = Strata::new();
-    let again = build(&b, &ctx, &layout, &["--cache-from", &local_src(&cache_dir)]);
+    let from = local_src(&cache_dir);
+    let again = build(&b, &ctx, &layout, &["--cache-from", &from, "-t", "kept"]);
     assert_eq!(
         executed(&again),
         BTreeSet::from([JUNK.to_string()]),
@@ -236,6 +270,8 @@ fn local_cache_mode_min_holds_only_the_final_image_steps() {
             &local_src(&cache_dir),
             "--cache-from",
             &local_src(&max_dir),
+            "-t",
+            "kept",
         ],
     );
     assert!(executed(&both).is_empty(), "{}", both.stderr);
@@ -287,7 +323,16 @@ fn a_missing_cache_is_a_warning_and_bad_specs_are_usage_errors() {
     std::fs::write(&biggest, "damaged").unwrap();
     let fresh = Strata::new();
     let from = local_src(&damaged);
-    let e = fresh.fails(&["build", "--build-context", &bb, "--cache-from", &from, &c]);
+    let e = fresh.fails(&[
+        "build",
+        "--build-context",
+        &bb,
+        "--cache-from",
+        &from,
+        "-t",
+        "kept",
+        &c,
+    ]);
     assert!(e.contains("blob digest mismatch"), "{e}");
     assert!(e.contains("hint: the imported cache is damaged"), "{e}");
 

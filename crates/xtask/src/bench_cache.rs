@@ -6,8 +6,10 @@
 //!
 //! For each: a cold build in a fresh root (no cache flags), the same with
 //! `--cache-to` (the first export), a fresh root with `--cache-from` (target ≥ 5×
-//! faster than cold), and a no-change rebuild there with `--cache-from REF --cache-to
-//! REF` (its export time as strata reports it: target < 1 s).
+//! faster than cold; no output, so the hits' layers are never downloaded), and a
+//! no-change rebuild there with `--cache-from REF --cache-to REF` (its export time as
+//! strata reports it: target < 1 s); then `--cache-from` with `-t` into another fresh
+//! root, which keeps the image and so downloads and extracts its layers.
 //!
 //! BuildKit beside it (Debian's docker.io 20.10, a private dockerd, busybox loaded from
 //! strata's docker archive): its `docker` builder cannot export a registry cache
@@ -78,7 +80,7 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
 
     println!("\nregistry build cache (mode=max) on {}", reg.addr);
     println!(
-        "{:<8} {:>9} {:>14} {:>12} {:>8} {:>16} {:>12} {:>7}",
+        "{:<8} {:>9} {:>14} {:>12} {:>8} {:>16} {:>12} {:>7} {:>10} {:>8}",
         "",
         "cold",
         "cold+cache-to",
@@ -86,7 +88,9 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
         "speedup",
         "no-change export",
         "(whole run)",
-        "CACHED"
+        "CACHED",
+        "with -t",
+        "speedup"
     );
     for (name, ctx) in [("deep", &deep), ("bigctx", &bigctx)] {
         let r = format!("{}/bench/{name}:cache", reg.addr);
@@ -110,19 +114,31 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
         let importer = fresh(&work.join(format!("root-{name}-import")))?;
         let (imported, log) = build(&importer, &["--cache-from", &r])?;
         let hits = cached(&log);
+        // The same into another fresh root with `-t`: the image is kept in the store, so
+        // its layers are downloaded and extracted.
+        let (kept, _) = build(
+            &fresh(&work.join(format!("root-{name}-kept")))?,
+            &["--cache-from", &r, "-t", "kept"],
+        )?;
         let (again, log) = build(&importer, &["--cache-from", &r, "--cache-to", &to])?;
         let export = exported_in(&log).context("no export line")?;
         println!(
-            "{name:<8} {:>8.2}s {:>13.2}s {:>11.2}s {:>7.1}x {:>15.3}s {:>11.2}s {hits:>7}",
+            "{name:<8} {:>8.2}s {:>13.2}s {:>11.2}s {:>7.1}x {:>15.3}s {:>11.2}s {hits:>7} {:>9.2}s {:>7.1}x",
             cold.as_secs_f64(),
             first.as_secs_f64(),
             imported.as_secs_f64(),
             cold.as_secs_f64() / imported.as_secs_f64(),
             export,
-            again.as_secs_f64()
+            again.as_secs_f64(),
+            kept.as_secs_f64(),
+            cold.as_secs_f64() / kept.as_secs_f64(),
         );
     }
     println!("targets: --cache-from rebuild >= 5x faster than cold; no-change export < 1 s");
+    println!(
+        "cache-from: no output, the result stays in the cache (layers never downloaded); \
+         with -t: the image is kept, its layers downloaded and extracted"
+    );
 
     let docker = Dockerd::start(&work.join("docker"))?;
     load_busybox(bin, &bb, &docker, work)?;

@@ -42,6 +42,10 @@ pub struct CacheSharing {
     imported: HashMap<Digest, SharedRecord>,
     fetcher: Option<Arc<dyn LayerFetcher>>,
     used: Mutex<BTreeMap<Digest, SharedRecord>>,
+    /// Imported hits whose layers were not all in the store: recorded in the store's
+    /// cache once they are ([`CacheSharing::record_fetched`]), so the store never holds
+    /// a record whose layers were never fetched.
+    pending: Mutex<Vec<(Digest, SharedRecord)>>,
 }
 
 impl std::fmt::Debug for CacheSharing {
@@ -63,6 +67,7 @@ impl CacheSharing {
             imported,
             fetcher,
             used: Mutex::new(BTreeMap::new()),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -109,6 +114,23 @@ impl CacheSharing {
         }
     }
 
+    /// Records in the store's cache the imported hits whose layers are all present by
+    /// now (fetched for a step or an output); the others stay imported-only.
+    pub fn record_fetched(&self, store: &strata_store::Store, layers: &Arc<Layers>) {
+        let local = StoreCache {
+            store: store.clone(),
+            layers: layers.clone(),
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|(key, rec)| {
+            if !rec.chain.0.iter().all(|d| layers.has(d)) {
+                return true;
+            }
+            local.put(key, &imported_hit(rec), &rec.description);
+            false
+        });
+    }
+
     fn note(&self, key: &Digest, rec: SharedRecord) {
         self.lock().insert(*key, rec);
     }
@@ -140,12 +162,19 @@ impl CacheMap<Output> for SharingCache {
             return Some(hit);
         }
         let rec = self.sharing.imported.get(key)?.clone();
-        let hit = CacheRecord {
-            value: Output::Fs(rec.chain.clone()),
-            key: rec.key,
-        };
-        // Recorded locally too: it hits without `--cache-from` once its layers are here.
-        self.local.put(key, &hit, &rec.description);
+        let hit = imported_hit(&rec);
+        // Recorded locally too, once its layers are here: it then hits without
+        // `--cache-from`.
+        if rec.chain.0.iter().all(|d| self.local.layers.has(d)) {
+            self.local.put(key, &hit, &rec.description);
+        } else {
+            let mut pending = self
+                .sharing
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            pending.push((*key, rec.clone()));
+        }
         self.sharing.note(key, rec);
         Some(hit)
     }
@@ -170,10 +199,18 @@ impl CacheMap<Output> for SharingCache {
     }
 }
 
+fn imported_hit(rec: &SharedRecord) -> CacheRecord<Output> {
+    CacheRecord {
+        value: Output::Fs(rec.chain.clone()),
+        key: rec.key,
+    }
+}
+
 /// Runs `inner` once the layers of its inputs are present (before `exec`): an imported hit's layers are
 /// fetched when (and only when) a step reads them.
 pub(crate) struct FetchInputs {
     pub inner: Arc<dyn Op<Output>>,
+    pub store: strata_store::Store,
     pub layers: Arc<Layers>,
     pub sharing: Arc<CacheSharing>,
 }
@@ -197,9 +234,15 @@ impl FetchInputs {
             .count() as u64;
         cx.progress(what, 0, Some(n));
         let (layers, sharing) = (self.layers.clone(), self.sharing.clone());
+        let store = self.store.clone();
         // All inputs' layers at once, so they download in parallel.
         let all = Chain(missing.into_iter().flat_map(|c| c.0).collect());
-        crate::op::blocking(move || sharing.ensure(&layers, &all)).await?;
+        crate::op::blocking(move || {
+            sharing.ensure(&layers, &all)?;
+            sharing.record_fetched(&store, &layers);
+            Ok(())
+        })
+        .await?;
         cx.progress(what, n, Some(n));
         Ok(())
     }
@@ -325,17 +368,22 @@ mod tests {
         );
         assert!(fetcher.fetched.lock().unwrap().is_empty());
         assert_eq!(sharing.used()[&key].description, "[1/2] RUN x");
-        // Recorded locally as well (a miss there until its layers arrive).
-        assert!(store
-            .cache_records()
-            .unwrap()
-            .iter()
-            .any(|(k, _)| *k == key));
+        // Not recorded locally while its layers are not here: the store never holds a
+        // record it cannot serve.
+        let recorded = |store: &Store| {
+            store
+                .cache_records()
+                .unwrap()
+                .iter()
+                .any(|(k, _)| *k == key)
+        };
+        assert!(!recorded(&store));
 
         // A step reading it fetches the layer before it runs, once.
         let needs = Arc::new(NeedsLayers(layers.clone(), AtomicBool::new(false)));
         let op = FetchInputs {
             inner: needs.clone(),
+            store: store.clone(),
             layers: layers.clone(),
             sharing: sharing.clone(),
         };
@@ -361,7 +409,9 @@ mod tests {
         rt.block_on(op.exec(&cx, &inputs)).unwrap();
         assert_eq!(fetcher.fetched.lock().unwrap().len(), 1, "fetched once");
 
-        // Now the local store answers, and a solve's put is remembered too.
+        // Now it is recorded and the local store answers; a solve's put is remembered
+        // too.
+        assert!(recorded(&store));
         assert!(cache.local.get(&key).is_some());
         let put_key = strata_digest::sha256(b"put");
         cache.put(&put_key, &hit, "[2/2] COPY y");

@@ -99,6 +99,7 @@ impl Solver {
             if let Some(sharing) = &opts.sharing {
                 op = Arc::new(crate::sharing::FetchInputs {
                     inner: op,
+                    store: self.store.clone(),
                     layers: self.layers.clone(),
                     sharing: sharing.clone(),
                 });

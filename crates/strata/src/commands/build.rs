@@ -191,7 +191,15 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
         }
     };
 
-    cache_io.ensure(&chain)?;
+    // With no output asked for, the result is kept as an untagged image, as `docker
+    // build` does; unless its layers are only in an imported cache: then nothing is
+    // downloaded for an image nobody asked for (BuildKit's lazy refs; its
+    // docker-container driver keeps no image at all without an output).
+    let asked = !outs.is_empty() || args.iidfile.is_some() || args.metadata_file.is_some();
+    let keep = asked || !cache_io.is_remote(&chain);
+    if keep {
+        cache_io.ensure(&chain)?;
+    }
     let mut image_config = lowered.image.clone();
     cache_io.inline(&mut image_config, &chain, args.source_date_epoch)?;
     let created = humantime_now();
@@ -212,7 +220,7 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
     };
     let mut reported = None;
     let mut pushed = Vec::new();
-    if outs.is_empty() || outs.iter().any(|o| matches!(o, OutputSpec::Image { .. })) {
+    if (keep && outs.is_empty()) || outs.iter().any(|o| matches!(o, OutputSpec::Image { .. })) {
         let image = build(&store_opts)?;
         for n in &names {
             export::tag(&store, n, &image)?;
@@ -331,6 +339,12 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
                 eprintln!("naming to {n}");
             }
         }
+    }
+    if !keep && !args.quiet {
+        eprintln!(
+            "note: no output was asked for and the result's layers are in the imported cache: \
+             nothing was downloaded and no image was stored (-t NAME, -o or --push keeps it)"
+        );
     }
     if !args.quiet {
         eprintln!("build id: {}", history.id);

@@ -115,12 +115,22 @@ impl Session {
         self.sharing.clone()
     }
 
-    /// Makes the final image's layers present (imported hits are fetched here).
+    /// Makes the final image's layers present (imported hits are fetched here), and
+    /// records the imported hits whose layers are now all in the store.
     pub fn ensure(&self, chain: &Chain) -> Result<()> {
         match &self.sharing {
-            Some(s) => Ok(s.ensure(&self.layers, chain)?),
+            Some(s) => {
+                s.ensure(&self.layers, chain)?;
+                s.record_fetched(&self.store, &self.layers);
+                Ok(())
+            }
             None => Ok(()),
         }
+    }
+
+    /// Whether some layer of `chain` is only in an imported cache (not fetched yet).
+    pub fn is_remote(&self, chain: &Chain) -> bool {
+        self.sharing.is_some() && !chain.0.iter().all(|d| self.layers.has(d))
     }
 
     /// `--cache-to type=inline`: the mode=min records into the image config, their
