@@ -2,6 +2,7 @@
 //! adapters between the store/snapshots and the image exporter, and the outputs
 //! themselves (local image store, OCI layout/archive, docker archive, rootfs dir/tar).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use strata_image::{
     BlobSink, BuiltImage, CompressedKey, CompressedLayer, Compression, ImageOptions, LayerSource,
     MediaTypes,
 };
-use strata_oci::{ImageConfig, Reference};
+use strata_oci::{Descriptor, ImageConfig, Reference};
 use strata_snapshot::{Chain, Layers, TarOptions};
 use strata_store::{ImageRecord, Store};
 
@@ -127,14 +128,40 @@ pub(crate) fn is_empty_layer(layers: &Layers, id: &Digest) -> bool {
         .unwrap_or(false)
 }
 
+/// A layer of the result that only an imported cache holds (`--cache-from`): its blob
+/// there, compressed as `compression` (algorithm, level), or none for an empty layer.
+/// An image of such layers can be pushed without fetching them: the registry mounts
+/// the blob from the cache's repository.
+#[derive(Debug, Clone)]
+pub struct RemoteLayer {
+    pub blob: Option<Descriptor>,
+    pub compression: (String, i32),
+}
+
+/// Remote layers by diffID.
+pub type RemoteLayers = HashMap<Digest, RemoteLayer>;
+
 /// Builds the image: layers that changed nothing are dropped and their history entries
 /// marked `empty_layer`, as BuildKit's exporter does.
 pub fn build_image(
     store: &Store,
     layers: &Arc<Layers>,
     chain: &Chain,
+    config: ImageConfig,
+    opts: &ImageOptions,
+) -> Result<BuiltImage> {
+    build_image_with(store, layers, chain, config, opts, &RemoteLayers::new())
+}
+
+/// [`build_image`] where the layers in `remote` are not in the store: their imported
+/// blobs stand for them (their compression must be `opts`').
+pub fn build_image_with(
+    store: &Store,
+    layers: &Arc<Layers>,
+    chain: &Chain,
     mut config: ImageConfig,
     opts: &ImageOptions,
+    remote: &RemoteLayers,
 ) -> Result<BuiltImage> {
     let layer_entries: Vec<usize> = config
         .history
@@ -146,10 +173,18 @@ pub fn build_image(
     let aligned = layer_entries.len() == chain.len();
     let mut sources: Vec<Arc<dyn LayerSource>> = Vec::new();
     for (k, id) in chain.layers().iter().enumerate() {
-        if is_empty_layer(layers, id) {
+        let empty = match remote.get(id) {
+            Some(r) => r.blob.is_none(),
+            None => is_empty_layer(layers, id),
+        };
+        if empty {
             if aligned {
                 config.history[layer_entries[k]].empty_layer = true;
             }
+            continue;
+        }
+        if remote.contains_key(id) {
+            sources.push(Arc::new(RemoteLayerSource(*id)));
             continue;
         }
         sources.push(Arc::new(SnapLayer {
@@ -171,8 +206,88 @@ pub fn build_image(
             }
         }
     }
-    let sink = StoreSink(store.clone(), layers.clone());
+    let sink = RemoteSink {
+        store: StoreSink(store.clone(), layers.clone()),
+        remote,
+    };
     Ok(strata_image::build_image(config, &sources, opts, &sink)?)
+}
+
+/// The store's sink, where the compressed blobs of remote layers are the imported ones.
+struct RemoteSink<'a> {
+    store: StoreSink,
+    remote: &'a RemoteLayers,
+}
+
+impl RemoteSink<'_> {
+    fn remote_blob(&self, d: &Digest) -> bool {
+        self.remote
+            .values()
+            .any(|r| r.blob.as_ref().is_some_and(|b| b.digest == *d))
+    }
+}
+
+impl BlobSink for RemoteSink<'_> {
+    fn has(&self, d: &Digest) -> bool {
+        self.store.has(d) || self.remote_blob(d)
+    }
+
+    fn put(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> std::io::Result<(Digest, u64)> {
+        self.store.put(write)
+    }
+
+    fn open(&self, d: &Digest) -> std::io::Result<Box<dyn Read + Send>> {
+        self.store.open(d)
+    }
+
+    fn open_file(&self, d: &Digest) -> Option<std::io::Result<std::fs::File>> {
+        self.store.open_file(d)
+    }
+
+    fn hashed_here(&self, d: &Digest) -> bool {
+        self.store.hashed_here(d)
+    }
+
+    fn lookup_compressed(&self, key: &CompressedKey) -> Option<CompressedLayer> {
+        let remote = self.remote.get(&key.layer).filter(|r| {
+            key.source_date_epoch.is_none()
+                && r.compression.0 == key.compression.name()
+                && Some(r.compression.1) == key.compression.level()
+        });
+        match remote.and_then(|r| r.blob.as_ref()) {
+            Some(blob) => Some(CompressedLayer {
+                diff_id: key.layer,
+                blob: blob.digest,
+                size: blob.size,
+            }),
+            None => self.store.lookup_compressed(key),
+        }
+    }
+
+    fn record_compressed(&self, key: &CompressedKey, value: &CompressedLayer) {
+        if !self.remote.contains_key(&key.layer) {
+            self.store.record_compressed(key, value)
+        }
+    }
+}
+
+/// A remote layer as a layer source: never read, since its imported blob is used.
+struct RemoteLayerSource(Digest);
+
+impl LayerSource for RemoteLayerSource {
+    fn layer_id(&self) -> Digest {
+        self.0
+    }
+
+    fn write_tar(&self, _: &mut dyn Write, _: Option<i64>) -> std::io::Result<Digest> {
+        Err(std::io::Error::other(format!(
+            "layer {} is only in the imported cache (not fetched)",
+            self.0
+        )))
+    }
 }
 
 /// Records the image in the local store under `name`.

@@ -398,11 +398,20 @@ fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image
     let out = tempfile::tempdir().unwrap();
     let (meta1, meta2) = (out.path().join("1.json"), out.path().join("2.json"));
     let a = Strata::new();
+    let local_cache = out.path().join("cache");
+    let to_local = format!("type=local,dest={},mode=max", arg(&local_cache));
     let first = build(
         &a,
         &ctx,
         &layout,
-        &["--cache-to", &to, "--metadata-file", &arg(&meta1)],
+        &[
+            "--cache-to",
+            &to,
+            "--cache-to",
+            &to_local,
+            "--metadata-file",
+            &arg(&meta1),
+        ],
     );
     assert!(
         first.stderr.contains(&format!("exported cache to {cache}")),
@@ -455,13 +464,14 @@ fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image
     assert_eq!(requests(&reg, "PUT", "/blobs/uploads/"), uploads_first);
     assert!(again.stderr.contains("(0 written)"), "{}", again.stderr);
 
-    // Pushing the image to another repository mounts the layers the import brought
-    // (their blobs came from the cache repository): only its config is uploaded.
+    // Pushing the all-cached image to another repository from a fresh root fetches
+    // nothing: the registry mounts every layer from the cache repository, only the
+    // config is uploaded, and no layer lands in the root (no local copy was asked for).
     let app = format!("{}/team/image:v1", reg.addr);
     let c = Strata::new();
     let uploads = requests(&reg, "POST", "/blobs/uploads/ ");
     let bb = busybox_context("busybox", &layout);
-    c.build(
+    let pushed = c.build(
         ctx.path(),
         &[
             "--build-context",
@@ -473,6 +483,16 @@ fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image
             &app,
         ],
     );
+    let only_the_push = |b: &Build| executed(b).iter().all(|s| s.starts_with("[push] "));
+    assert!(only_the_push(&pushed), "{}", pushed.stderr);
+    assert!(
+        pushed
+            .stderr
+            .contains("the image was pushed from its blobs"),
+        "{}",
+        pushed.stderr
+    );
+    assert!(stored_layers(&c).is_empty(), "{:?}", stored_layers(&c));
     let mounts = requests(&reg, "POST", "/blobs/uploads/?mount=");
     assert!(mounts >= 4, "{mounts} mounts\n{}", reg.log());
     assert_eq!(
@@ -481,6 +501,48 @@ fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image
         "{}",
         reg.log()
     );
+    // A real client pulls it whole (every blob checked against its digest), and so does
+    // strata (every layer also against its diffID).
+    let copied = tempfile::tempdir().unwrap();
+    let dest = format!("oci:{}:v1", arg(copied.path()));
+    let src = format!("docker://{app}");
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", &src, &dest])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Strata::new().ok(&["pull", &app]);
+
+    // From a cache no registry can mount from (a local layout), the blobs are copied
+    // into the store (not extracted) and uploaded.
+    let other = format!("{}/team/other:v1", reg.addr);
+    let d = Strata::new();
+    let uploads = requests(&reg, "POST", "/blobs/uploads/ ");
+    let from_local = local_src(&local_cache);
+    let pushed = d.build(
+        ctx.path(),
+        &[
+            "--build-context",
+            &bb,
+            "--cache-from",
+            &from_local,
+            "--push",
+            "-t",
+            &other,
+        ],
+    );
+    assert!(only_the_push(&pushed), "{}", pushed.stderr);
+    assert!(stored_layers(&d).is_empty(), "{:?}", stored_layers(&d));
+    assert!(
+        requests(&reg, "POST", "/blobs/uploads/ ") > uploads + 1,
+        "layers uploaded:\n{}",
+        reg.log()
+    );
+    Strata::new().ok(&["pull", &other]);
 }
 
 #[test]

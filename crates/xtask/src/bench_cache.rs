@@ -9,7 +9,8 @@
 //! faster than cold; no output, so the hits' layers are never downloaded), and a
 //! no-change rebuild there with `--cache-from REF --cache-to REF` (its export time as
 //! strata reports it: target < 1 s); then `--cache-from` with `-t` into another fresh
-//! root, which keeps the image and so downloads and extracts its layers.
+//! root, which keeps the image and so downloads and extracts its layers, and with
+//! `--push` (the CI flow) into a third, which pushes from the cache's blobs.
 //!
 //! BuildKit beside it (Debian's docker.io 20.10, a private dockerd, busybox loaded from
 //! strata's docker archive): its `docker` builder cannot export a registry cache
@@ -80,7 +81,7 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
 
     println!("\nregistry build cache (mode=max) on {}", reg.addr);
     println!(
-        "{:<8} {:>9} {:>14} {:>12} {:>8} {:>16} {:>12} {:>7} {:>10} {:>8}",
+        "{:<8} {:>9} {:>14} {:>12} {:>8} {:>16} {:>12} {:>7} {:>10} {:>8} {:>10}",
         "",
         "cold",
         "cold+cache-to",
@@ -90,7 +91,8 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
         "(whole run)",
         "CACHED",
         "with -t",
-        "speedup"
+        "speedup",
+        "--push"
     );
     for (name, ctx) in [("deep", &deep), ("bigctx", &bigctx)] {
         let r = format!("{}/bench/{name}:cache", reg.addr);
@@ -120,10 +122,17 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
             &fresh(&work.join(format!("root-{name}-kept")))?,
             &["--cache-from", &r, "-t", "kept"],
         )?;
+        // And the CI flow: `--cache-from` + `--push` from a fresh root (the image is
+        // pushed from the cache's blobs, mounted by the registry; nothing is fetched).
+        let app = format!("{}/bench/{name}:pushed", reg.addr);
+        let (pushed, _) = build(
+            &fresh(&work.join(format!("root-{name}-push")))?,
+            &["--cache-from", &r, "--push", "-t", &app],
+        )?;
         let (again, log) = build(&importer, &["--cache-from", &r, "--cache-to", &to])?;
         let export = exported_in(&log).context("no export line")?;
         println!(
-            "{name:<8} {:>8.2}s {:>13.2}s {:>11.2}s {:>7.1}x {:>15.3}s {:>11.2}s {hits:>7} {:>9.2}s {:>7.1}x",
+            "{name:<8} {:>8.2}s {:>13.2}s {:>11.2}s {:>7.1}x {:>15.3}s {:>11.2}s {hits:>7} {:>9.2}s {:>7.1}x {:>9.2}s",
             cold.as_secs_f64(),
             first.as_secs_f64(),
             imported.as_secs_f64(),
@@ -132,12 +141,14 @@ fn measure(bin: &Path, work: &Path) -> Result<()> {
             again.as_secs_f64(),
             kept.as_secs_f64(),
             cold.as_secs_f64() / kept.as_secs_f64(),
+            pushed.as_secs_f64(),
         );
     }
     println!("targets: --cache-from rebuild >= 5x faster than cold; no-change export < 1 s");
     println!(
         "cache-from: no output, the result stays in the cache (layers never downloaded); \
-         with -t: the image is kept, its layers downloaded and extracted"
+         with -t: the image is kept, its layers downloaded and extracted; \
+         --push: pushed from the cache's blobs (mounted), nothing fetched"
     );
 
     let docker = Dockerd::start(&work.join("docker"))?;

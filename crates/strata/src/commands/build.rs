@@ -47,6 +47,7 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
         }
         outs.push(out);
     }
+    let explicit_image = outs.iter().any(|o| matches!(o, OutputSpec::Image { .. }));
     let mut names = Vec::new();
     for t in &args.tags {
         let r = strata_oci::Reference::parse(t).map_err(|e| Usage(format!("-t {t:?}: {e}")))?;
@@ -196,10 +197,16 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
     // downloaded for an image nobody asked for (BuildKit's lazy refs; its
     // docker-container driver keeps no image at all without an output).
     let asked = !outs.is_empty() || args.iidfile.is_some() || args.metadata_file.is_some();
-    let keep = asked || !cache_io.is_remote(&chain);
+    // Likewise a push of such a result: the image is pushed from the imported blobs
+    // (the registry mounts them from the cache's repository), and the local store keeps
+    // no copy unless `-o type=image` asks for one, as with BuildKit's docker-container
+    // driver.
+    let remote = lazy_push(&cache_io, &chain, &outs, explicit_image, &args)?;
+    let keep = (asked && remote.is_none()) || !cache_io.is_remote(&chain);
     if keep {
         cache_io.ensure(&chain)?;
     }
+    let remote = remote.unwrap_or_default();
     let mut image_config = lowered.image.clone();
     cache_io.inline(&mut image_config, &chain, args.source_date_epoch)?;
     let created = humantime_now();
@@ -210,7 +217,7 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
     };
     let layers = solver.layers();
     let build = |opts: &ImageOptions| {
-        export::build_image(&store, layers, &chain, image_config.clone(), opts)
+        export::build_image_with(&store, layers, &chain, image_config.clone(), opts, &remote)
     };
     // The local store keeps layers uncompressed: they are the layer directories already
     // stored, so tagging costs no compression and no copy. Files get what was asked.
@@ -220,7 +227,8 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
     };
     let mut reported = None;
     let mut pushed = Vec::new();
-    if (keep && outs.is_empty()) || outs.iter().any(|o| matches!(o, OutputSpec::Image { .. })) {
+    let store_image = outs.iter().any(|o| matches!(o, OutputSpec::Image { .. }));
+    if keep && (outs.is_empty() || store_image) {
         let image = build(&store_opts)?;
         for n in &names {
             export::tag(&store, n, &image)?;
@@ -278,7 +286,7 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
                 })?;
                 for d in dests {
                     let dest = strata_oci::Reference::parse(d)?;
-                    let digest = crate::commands::registry::push_stored(
+                    let digest = crate::commands::registry::push_stored_with(
                         &store,
                         &dest,
                         &image.manifest_bytes,
@@ -286,6 +294,7 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
                             display.clone(),
                             crate::registry::push_parallelism(args.push_parallelism)?,
                         ),
+                        &|d| cache_io.fetch_blob(d),
                     )?;
                     if !args.quiet {
                         eprintln!("pushed {}@{digest}", dest.name());
@@ -334,17 +343,27 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
         }
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{id}");
-        if !args.quiet {
+        if !args.quiet && keep {
             for n in &names {
                 eprintln!("naming to {n}");
             }
         }
     }
     if !keep && !args.quiet {
-        eprintln!(
-            "note: no output was asked for and the result's layers are in the imported cache: \
-             nothing was downloaded and no image was stored (-t NAME, -o or --push keeps it)"
-        );
+        if asked {
+            eprintln!(
+                "note: the result's layers are only in the imported cache: the image was \
+                 pushed from its blobs (mounted by the registry where it could), its layers \
+                 were not extracted here and it was not stored locally (-o type=image keeps \
+                 a local copy)"
+            );
+        } else {
+            eprintln!(
+                "note: no output was asked for and the result's layers are in the imported \
+                 cache: nothing was downloaded and no image was stored (-t NAME, -o or \
+                 --push keeps it)"
+            );
+        }
     }
     if !args.quiet {
         eprintln!("build id: {}", history.id);
@@ -352,6 +371,45 @@ pub fn run(mut args: BuildArgs, root: Option<&PathBuf>) -> anyhow::Result<ExitCo
     // Last: everything this build made is named or written out by now.
     super::gc_auto::after_build(&store);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The remote layers (see [`export::RemoteLayer`]) an image of `chain` can be pushed
+/// from without fetching them: when the outputs are registry pushes (and the store
+/// image `-t` implies) of one compression that the imported blobs have, with no
+/// SOURCE_DATE_EPOCH (whose layers are rewritten) and no inline cache (which reads the
+/// layers). None otherwise, or when the result's layers are all local.
+fn lazy_push(
+    cache_io: &crate::remote_cache::Session,
+    chain: &strata_snapshot::Chain,
+    outs: &[OutputSpec],
+    explicit_image: bool,
+    args: &BuildArgs,
+) -> anyhow::Result<Option<export::RemoteLayers>> {
+    if explicit_image
+        || args.source_date_epoch.is_some()
+        || cache_io.inlines()
+        || !cache_io.is_remote(chain)
+    {
+        return Ok(None);
+    }
+    let mut compression = None;
+    for o in outs {
+        match o {
+            OutputSpec::Image { .. } => {}
+            OutputSpec::Registry { compression: c, .. } => {
+                let c = export::compression(c)?;
+                if compression.is_some_and(|p| p != c) {
+                    return Ok(None);
+                }
+                compression = Some(c);
+            }
+            _ => return Ok(None),
+        }
+    }
+    match compression {
+        Some(c) => cache_io.remote_layers(chain, &c),
+        None => Ok(None),
+    }
 }
 
 fn check(def: &Definition, root: Option<&PathBuf>) -> anyhow::Result<ExitCode> {

@@ -186,17 +186,35 @@ pub fn push_stored(
     manifest_bytes: &[u8],
     opts: &registry::TransferOptions,
 ) -> anyhow::Result<Digest> {
+    push_stored_with(store, dest, manifest_bytes, opts, &|_| Ok(()))
+}
+
+/// [`push_stored`], where `fetch` brings a blob the store lacks into it before it is
+/// uploaded (an imported cache's blob whose mount the registry refused).
+pub fn push_stored_with(
+    store: &Store,
+    dest: &Reference,
+    manifest_bytes: &[u8],
+    opts: &registry::TransferOptions,
+    fetch: &(dyn Fn(&Digest) -> anyhow::Result<()> + Sync),
+) -> anyhow::Result<Digest> {
     let layers = Arc::new(strata_snapshot::Layers::new(store.root(), store.tmp_dir())?);
     let sink = StoreSink(store.clone(), layers);
     let client = registry::client()?;
     let media_type = registry::manifest_media_type(manifest_bytes);
+    let open = |d: &Digest| {
+        if !sink.has(d) {
+            fetch(d).map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+        }
+        sink.open(d)
+    };
     let digest = registry::push(
         &client,
         store,
         dest,
         &media_type,
         manifest_bytes,
-        &|d| sink.open(d),
+        &open,
         opts,
     )?;
     Ok(digest)

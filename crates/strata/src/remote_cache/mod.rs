@@ -110,6 +110,11 @@ impl Session {
         Ok(session)
     }
 
+    /// Whether `--cache-to type=inline` was asked for.
+    pub fn inlines(&self) -> bool {
+        self.to.contains(&CacheTo::Inline)
+    }
+
     /// What the solver shares (None without cache flags).
     pub fn sharing(&self) -> Option<Arc<CacheSharing>> {
         self.sharing.clone()
@@ -131,6 +136,71 @@ impl Session {
     /// Whether some layer of `chain` is only in an imported cache (not fetched yet).
     pub fn is_remote(&self, chain: &Chain) -> bool {
         self.sharing.is_some() && !chain.0.iter().all(|d| self.layers.has(d))
+    }
+
+    /// The layers of `chain` that only an imported cache holds, when each of them has a
+    /// blob there compressed as `compression` (an image of them can then be pushed
+    /// without fetching them); None when one has not. Records which registry
+    /// repository holds each such blob, so that the push mounts it from there.
+    pub fn remote_layers(
+        &self,
+        chain: &Chain,
+        compression: &strata_image::Compression,
+    ) -> Result<Option<crate::export::RemoteLayers>> {
+        let Some(fetcher) = &self.fetcher else {
+            return Ok(None);
+        };
+        let want = (
+            compression.name().to_string(),
+            compression.level().unwrap_or(0),
+        );
+        let mut remote = crate::export::RemoteLayers::new();
+        for id in chain.layers().iter().filter(|d| !self.layers.has(d)) {
+            let Some(layer) = fetcher.imported.layers.get(id) else {
+                return Ok(None);
+            };
+            let blob = match &layer.entry.blob {
+                _ if layer.entry.empty => None,
+                Some(b)
+                    if layer.compression.as_ref() == Some(&want)
+                        && b.media_type.ends_with(&format!("+{}", want.0)) =>
+                {
+                    Some(b.clone())
+                }
+                _ => return Ok(None),
+            };
+            if let (Some(b), Some((registry, repository))) =
+                (&blob, fetcher.imported.origins[layer.origin].repository())
+            {
+                self.store
+                    .record_blob_origin(&b.digest, &registry, &repository)?;
+            }
+            remote.insert(
+                *id,
+                crate::export::RemoteLayer {
+                    blob,
+                    compression: want.clone(),
+                },
+            );
+        }
+        Ok(Some(remote))
+    }
+
+    /// Copies the imported blob `d` into the store (without extracting it), when an
+    /// imported cache lists it: for a push whose mount was refused.
+    pub fn fetch_blob(&self, d: &Digest) -> Result<()> {
+        let Some(fetcher) = &self.fetcher else {
+            return Ok(());
+        };
+        let layer = fetcher
+            .imported
+            .layers
+            .iter()
+            .find(|(_, l)| l.entry.blob.as_ref().is_some_and(|b| b.digest == *d));
+        if let Some((diff_id, _)) = layer {
+            fetcher.blob_of(diff_id)?;
+        }
+        Ok(())
     }
 
     /// `--cache-to type=inline`: the mode=min records into the image config, their
