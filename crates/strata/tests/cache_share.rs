@@ -503,18 +503,11 @@ fn registry_cache_round_trip_into_a_fresh_root_is_all_cached_with_the_same_image
     );
     // A real client pulls it whole (every blob checked against its digest), and so does
     // strata (every layer also against its diffID).
-    let copied = tempfile::tempdir().unwrap();
-    let dest = format!("oci:{}:v1", arg(copied.path()));
-    let src = format!("docker://{app}");
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false", &src, &dest])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Some(skopeo) = Skopeo::find() {
+        let copied = tempfile::tempdir().unwrap();
+        let dest = format!("oci:{}:v1", arg(copied.path()));
+        skopeo.copy_from_plain_http(&format!("docker://{app}"), &dest);
+    }
     Strata::new().ok(&["pull", &app]);
 
     // From a cache no registry can mount from (a local layout), the blobs are copied

@@ -525,7 +525,18 @@ impl Skopeo {
 
     /// `skopeo copy` (reads and verifies every blob).
     pub fn copy(&self, from: &str, to: &str) {
-        run_ok(Command::new(&self.0).args(["copy", "--insecure-policy", "-q", from, to]));
+        self.copy_with(&[], from, to)
+    }
+
+    /// [`Skopeo::copy`] from a registry served over plain HTTP (the test registries).
+    pub fn copy_from_plain_http(&self, from: &str, to: &str) {
+        self.copy_with(&["--src-tls-verify=false"], from, to)
+    }
+
+    fn copy_with(&self, flags: &[&str], from: &str, to: &str) {
+        let mut c = Command::new(&self.0);
+        c.args(["copy", "--insecure-policy", "-q"]).args(flags);
+        run_ok(c.args([from, to]));
     }
 }
 
