@@ -1,5 +1,5 @@
 //! What steps read from local directories, kept so a cache miss can be explained
-//! (`strata build --explain`): per vertex, the sha256 of each regular file its COPY/ADD
+//! (`strata build --explain`): per vertex, the BLAKE3 of each regular file its COPY/ADD
 //! (or RUN bind mount) selected, by path relative to the directory. Bounded: past
 //! [`MAX_FILES`] per vertex only a count is kept.
 
@@ -16,8 +16,8 @@ pub const MAX_FILES: usize = 2000;
 /// What one vertex read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileReads {
-    /// Path (relative to the local directory, `/`-separated) → content digest.
-    pub files: BTreeMap<String, Digest>,
+    /// Path (relative to the local directory, `/`-separated) → BLAKE3 of its content.
+    pub files: BTreeMap<String, [u8; 32]>,
     /// Files read but not listed (past [`MAX_FILES`]).
     pub unlisted: usize,
     /// A digest of every file read (path and content), listed or not.
@@ -29,7 +29,7 @@ pub struct FileReads {
 pub struct ReadLog(Arc<Mutex<HashMap<Digest, FileReads>>>);
 
 impl ReadLog {
-    /// Adds what vertex `vertex` read (`(relative path, sha256)` pairs).
+    /// Adds what vertex `vertex` read (`(relative path, BLAKE3)` pairs).
     pub(crate) fn add(&self, vertex: Digest, files: Vec<(PathBuf, [u8; 32])>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let reads = map.entry(vertex).or_insert_with(|| FileReads {
@@ -45,7 +45,7 @@ impl ReadLog {
             all.update(hash);
             let path = path.to_string_lossy().into_owned();
             if reads.files.len() < MAX_FILES || reads.files.contains_key(&path) {
-                reads.files.insert(path, Digest::from_bytes(hash));
+                reads.files.insert(path, hash);
             } else {
                 reads.unlisted += 1;
             }
@@ -74,7 +74,7 @@ mod tests {
         log.add(v, files);
         let r = log.get(&v).unwrap();
         assert_eq!((r.files.len(), r.unlisted), (MAX_FILES, 5));
-        assert_eq!(r.files["src/1.c"], Digest::from_bytes([1; 32]));
+        assert_eq!(r.files["src/1.c"], [1; 32]);
         assert_eq!(log.get(&strata_digest::sha256(b"other")), None);
         // A change past the bound still changes the digest of everything read.
         let other = ReadLog::default();

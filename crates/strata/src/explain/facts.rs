@@ -47,7 +47,7 @@ pub struct Base {
 /// Local files a step read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Files {
-    /// Path → sha256.
+    /// Path → `blake3:HEX` of its content (`sha256:HEX` in records of older builds).
     pub listed: BTreeMap<String, String>,
     /// Read but not listed (the list is bounded).
     pub unlisted: usize,
@@ -135,7 +135,7 @@ pub fn steps(
             listed: r
                 .files
                 .into_iter()
-                .map(|(p, d)| (p, d.to_string()))
+                .map(|(p, h)| (p, format!("blake3:{}", Digest::from_bytes(h).hex())))
                 .collect(),
             unlisted: r.unlisted,
             all: r.all.to_string(),
