@@ -165,10 +165,24 @@ fn touch_content(p: &Path, tag: &str) -> Result<()> {
     Ok(())
 }
 
+/// Moves `path` (if it exists) into `work/trash`, which [`run`] deletes after every
+/// measurement: deleting GBs and tens of thousands of files between timed steps slows
+/// the next ones down on this VM's journal-less ext4 (see [`run`]).
+fn aside(work: &Path, path: &Path) -> Result<()> {
+    if path.exists() {
+        let trash = work.join("trash");
+        std::fs::create_dir_all(&trash)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        std::fs::rename(path, trash.join(format!("{}-{name}", std::process::id())))?;
+    }
+    Ok(())
+}
+
 /// Export throughput: strata writing an OCI archive of the cached image (gzip, then
 /// zstd) against pigz -p2 / zstd -T2 compressing the same layer tar.
 fn compression(strata: &Path, sroot: &Path, ctx: &Path, work: &Path) -> Result<()> {
     let tar = work.join("layer.tar");
+    aside(work, &tar)?;
     let st = Command::new(strata)
         .arg("--root")
         .arg(sroot)
@@ -194,22 +208,24 @@ fn compression(strata: &Path, sroot: &Path, ctx: &Path, work: &Path) -> Result<(
     let zstd = shell(&format!("zstd -q -T2 -3 -c {} > /dev/null", tar.display()))?;
     // Like for like: what any exporter must do with the compressed bytes, hash them
     // (the blob's digest) and write them to a file.
-    let kept = work.join("kept.blob");
     let keep = |tool: &str| {
-        let t = shell(&format!(
+        let kept = work.join("kept.blob");
+        aside(work, &kept)?;
+        shell(&format!(
             "{tool} -c {} | tee {} | sha256sum > /dev/null",
             tar.display(),
             kept.display()
-        ));
-        let _ = std::fs::remove_file(&kept);
-        t
+        ))
     };
     let pigz_kept = keep("pigz -p2 -6")?;
     let zstd_kept = keep("zstd -q -T2 -3")?;
     let export = |compression: &str| -> Result<Duration> {
-        // A fresh root each time, so the compression memo cannot help.
+        // A fresh root each time, so the compression memo cannot help; the previous
+        // run's root and archive go aside before the warm-up, not deleted.
         let r = work.join(format!("export-root-{compression}"));
-        let _ = std::fs::remove_dir_all(&r);
+        let out = work.join(format!("out-{compression}.tar"));
+        aside(work, &r)?;
+        aside(work, &out)?;
         let s = Command::new(strata)
             .arg("--root")
             .arg(&r)
@@ -224,7 +240,6 @@ fn compression(strata: &Path, sroot: &Path, ctx: &Path, work: &Path) -> Result<(
         // otherwise wait behind their writeback (the tools compress a tar whose pages
         // are all clean).
         Command::new("sync").status()?;
-        let out = work.join(format!("out-{compression}.tar"));
         let t = Instant::now();
         let s = Command::new(strata)
             .arg("--root")
@@ -240,12 +255,17 @@ fn compression(strata: &Path, sroot: &Path, ctx: &Path, work: &Path) -> Result<(
         if !s.success() {
             bail!("export failed");
         }
-        let d = t.elapsed();
-        let _ = std::fs::remove_dir_all(&r);
-        Ok(d)
+        Ok(t.elapsed())
     };
     let s_gzip = export("gzip")?;
     let s_zstd = export("zstd")?;
+    // Measured: the GBs this made are deleted with the trash, after the run.
+    for c in ["gzip", "zstd"] {
+        aside(work, &work.join(format!("export-root-{c}")))?;
+        aside(work, &work.join(format!("out-{c}.tar")))?;
+    }
+    aside(work, &work.join("kept.blob"))?;
+    aside(work, &tar)?;
     println!(
         "\nexport of the {:.0} MB layer to an OCI tar (cache warm, nothing memoised)",
         bytes / 1e6
