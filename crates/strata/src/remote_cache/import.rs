@@ -317,17 +317,22 @@ impl Fetcher {
             }
             None => bail!("the imported cache has no blob for layer {diff_id}"),
             Some(blob) => {
-                self.fetch_blob(layer, blob)?;
-                let raw =
-                    std::io::BufReader::with_capacity(1 << 20, self.store.open_blob(&blob.digest)?);
-                let reader: Box<dyn Read> = if blob.media_type.ends_with("zstd") {
-                    Box::new(zstd::stream::read::Decoder::new(raw)?)
-                } else if blob.media_type.ends_with("gzip") {
-                    Box::new(flate2::read::MultiGzDecoder::new(raw))
-                } else {
-                    Box::new(raw)
+                let origin = &self.imported.origins[layer.origin];
+                let streamed = (!self.store.has_blob(&blob.digest)?)
+                    .then(|| {
+                        super::stream::fetch_and_apply(
+                            &self.store,
+                            &self.layers,
+                            origin,
+                            blob,
+                            diff_id,
+                        )
+                    })
+                    .flatten();
+                let applied = match streamed {
+                    Some(applied) => applied,
+                    None => self.fetch_then_apply(layer, blob, diff_id)?,
                 };
-                let applied = self.layers.apply(reader, Some(diff_id))?;
                 // Only when the blob is what the cache says (a re-export may keep
                 // blobs of another algorithm from an earlier cache).
                 let matching = |(algorithm, _): &&(String, i32)| {
@@ -349,6 +354,25 @@ impl Fetcher {
             bail!("layer {diff_id} came out as {}", applied.diff_id);
         }
         Ok(())
+    }
+
+    /// The two-pass fetch: the blob into the store, then applied from there.
+    fn fetch_then_apply(
+        &self,
+        layer: &ImportedLayer,
+        blob: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<strata_snapshot::Applied> {
+        self.fetch_blob(layer, blob)?;
+        let raw = std::io::BufReader::with_capacity(1 << 20, self.store.open_blob(&blob.digest)?);
+        let reader: Box<dyn Read> = if blob.media_type.ends_with("zstd") {
+            Box::new(zstd::stream::read::Decoder::new(raw)?)
+        } else if blob.media_type.ends_with("gzip") {
+            Box::new(flate2::read::MultiGzDecoder::new(raw))
+        } else {
+            Box::new(raw)
+        };
+        Ok(self.layers.apply(reader, Some(diff_id))?)
     }
 
     fn fetch_blob(&self, layer: &ImportedLayer, blob: &Descriptor) -> Result<()> {

@@ -8,6 +8,7 @@ mod format;
 mod import;
 mod mounts;
 pub mod spec;
+mod stream;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
