@@ -65,7 +65,8 @@ impl Origin {
                 w.commit(Some(&desc.digest))?;
             }
             Origin::Registry { client, repo } => {
-                let w = client.get_blob(repo, &desc.digest, Some(desc.size), || {
+                // The store's writer hashes and checks the digest when it commits.
+                let w = client.get_blob_hashed_by_writer(repo, &desc.digest, desc.size, || {
                     store.blob_writer().map_err(std::io::Error::other)
                 })?;
                 w.commit(Some(&desc.digest))?;
