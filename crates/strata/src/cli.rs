@@ -172,7 +172,9 @@ pub struct BuildArgs {
     /// `type=docker,dest=F.tar`, `type=local,dest=DIR`, `type=tar,dest=F`, `type=image`.
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
-    /// Push the result to the registry of every `-t` name (`-o type=registry`).
+    /// Push the result to the registry of every `-t` name (`-o type=registry`). A result
+    /// only a `--cache-from` cache holds is pushed from its blobs and not stored locally
+    /// (add `-o type=image` to keep a copy).
     #[arg(long)]
     pub push: bool,
     /// Blobs uploaded at once when pushing (default: the config's, else 4).
