@@ -62,8 +62,9 @@ pub(crate) struct Item<'a> {
     /// For a regular file with data (not a hardlink entry): the file whose
     /// bytes follow the header, padded to a whole block.
     pub data: Option<FileData<'a>>,
-    /// The entry's share of the directory's apparent size: its length, a
-    /// non-directory with several links counted as length / links.
+    /// What the entry adds to the store: its length; a non-directory with several
+    /// links counts length / links, or nothing when its inode is older than the walked
+    /// directory (an earlier layer's file, which incremental COPY hardlinks).
     pub usage: u64,
 }
 
@@ -89,6 +90,7 @@ pub(crate) fn walk(dir: &Path, opts: &TarOptions, sink: &mut impl Sink) -> Resul
         header: Vec::with_capacity(tarfmt::BLOCK),
         inodes: HashMap::new(),
         usage: 0,
+        born: std::fs::metadata(dir).and_then(|m| m.created()).ok(),
     };
     walker.dir(dir, b"")
 }
@@ -124,6 +126,8 @@ struct Walker<'a, S: Sink> {
     inodes: HashMap<(u64, u64), Vec<u8>>,
     /// [`Item::usage`] of the entry being emitted (0 for an opaque marker).
     usage: u64,
+    /// The walked directory's birth time, where the file system records one.
+    born: Option<std::time::SystemTime>,
 }
 
 static NO_XATTRS: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -170,8 +174,14 @@ impl<S: Sink> Walker<'_, S> {
 
     fn entry(&mut self, abs: &Path, path: &[u8], meta: &Metadata) -> Result<()> {
         let ft = meta.file_type();
+        let inherited = || {
+            self.born
+                .is_some_and(|born| meta.created().is_ok_and(|c| c < born))
+        };
         self.usage = if ft.is_dir() || meta.nlink() <= 1 {
             meta.len()
+        } else if inherited() {
+            0
         } else {
             meta.len() / meta.nlink()
         };

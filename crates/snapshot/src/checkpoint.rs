@@ -56,8 +56,9 @@ pub(crate) struct Checkpoints {
     pub marks: Vec<Mark>,
     /// Length of the whole tar, end marker included.
     pub tar_len: u64,
-    /// Apparent size of the layer directory, a file with several links counted
-    /// as size / links (see [`crate::layer_usage`]).
+    /// What the layer directory adds to the store: apparent sizes, a file with several
+    /// links counted as size / links, or not at all when its inode is older than the
+    /// directory (see [`crate::layer_usage`]).
     pub usage: u64,
 }
 

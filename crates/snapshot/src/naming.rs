@@ -431,9 +431,15 @@ mod tests {
         named
     }
 
-    /// What the sidecar's usage stands for, by a walk: every entry below `dir`,
-    /// a non-directory with several links as size / links.
+    /// What the sidecar's usage stands for, by a walk: every entry below `dir`, a
+    /// non-directory with several links as size / links, or nothing when its inode is
+    /// older than `dir` (another layer's file, hardlinked).
     fn usage(dir: &Path) -> u64 {
+        let born = fs::metadata(dir).unwrap().created().unwrap();
+        usage_below(dir, born)
+    }
+
+    fn usage_below(dir: &Path, born: std::time::SystemTime) -> u64 {
         fs::read_dir(dir)
             .unwrap()
             .map(|e| {
@@ -441,12 +447,35 @@ mod tests {
                 let m = e.metadata().unwrap();
                 let own = if m.is_dir() || m.nlink() <= 1 {
                     m.len()
+                } else if m.created().unwrap() < born {
+                    0
                 } else {
                     m.len() / m.nlink()
                 };
-                own + if m.is_dir() { usage(&e.path()) } else { 0 }
+                own + if m.is_dir() {
+                    usage_below(&e.path(), born)
+                } else {
+                    0
+                }
             })
             .sum()
+    }
+
+    /// The metadata of every directory and symlink below `dir` (what
+    /// [`clone_linked`] makes anew).
+    fn not_linked(dir: &Path) -> Vec<fs::Metadata> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                out.extend(not_linked(&p));
+            }
+            if !m.is_file() {
+                out.push(m);
+            }
+        }
+        out
     }
 
     fn files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -495,14 +524,20 @@ mod tests {
         fs::create_dir(&a).unwrap();
         tree(&a, &mut Rng(12));
         let prev = name_dir(&a, None, SMALL).unwrap();
+        // Birth times are as coarse as the kernel's clock tick: `b` is made in a later
+        // one than the files of `a`, as a later layer is.
+        std::thread::sleep(std::time::Duration::from_millis(20));
         clone_linked(&a, &b);
         let named = check(&a, &prev.ckpt, &b, SMALL);
         assert_eq!(named.diff_id, prev.diff_id);
         assert_eq!(named.reused, named.size - 1024);
         // Hardlinks share inodes: the new sidecar is the old one, but for the
-        // usage (every file now has two links).
+        // usage: every file is the earlier layer's, so only the directories and
+        // symlinks (made anew) count.
         assert_eq!(named.ckpt.entries, prev.ckpt.entries);
         assert_eq!(named.ckpt.marks, prev.ckpt.marks);
+        let own: u64 = not_linked(&b).iter().map(|m| m.len()).sum();
+        assert_eq!(named.ckpt.usage, own);
         assert!(named.ckpt.usage < prev.ckpt.usage);
     }
 
