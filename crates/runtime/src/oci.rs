@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
@@ -560,6 +561,7 @@ impl OciRuntime {
     /// Kills the container and waits for the runtime to exit, then removes what is
     /// left of the container.
     async fn kill(&self, id: &str, child: &mut tokio::process::Child) {
+        let init = self.init_pid(id);
         let killed = tokio::process::Command::from(self.command())
             .args(["kill", id, "KILL"])
             .stdin(Stdio::null())
@@ -574,6 +576,40 @@ impl OciRuntime {
         }
         let _ = child.wait().await;
         self.force_delete(id);
+        // When the runtime itself had to be stopped, the container outlives it until the
+        // forced delete's SIGKILL lands: return only once it has.
+        if let Some(pid) = init {
+            tokio::task::spawn_blocking(move || wait_exited(pid, Duration::from_secs(2)))
+                .await
+                .ok();
+        }
+    }
+
+    /// The container's init pid, from the pid file the runtime wrote.
+    fn init_pid(&self, id: &str) -> Option<i32> {
+        let text = std::fs::read_to_string(self.pid_dir.as_ref()?.join(id)).ok()?;
+        text.trim().parse().ok()
+    }
+}
+
+/// Waits until `pid` has exited (gone, or a zombie), at most `limit`. A container's
+/// init exits only after the kernel has killed and reaped the rest of its pid
+/// namespace, so once it has, nothing of the container runs.
+fn wait_exited(pid: i32, limit: Duration) {
+    let stat = format!("/proc/{pid}/stat");
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        let running = std::fs::read_to_string(&stat).is_ok_and(|s| {
+            // `PID (COMM) STATE …`: COMM may hold spaces and parentheses.
+            let state = s
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        });
+        if !running {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -630,7 +666,11 @@ struct Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         if self.armed {
+            let init = self.runtime.init_pid(self.id);
             self.runtime.force_delete(self.id);
+            if let Some(pid) = init {
+                wait_exited(pid, Duration::from_secs(2));
+            }
         }
     }
 }
@@ -718,6 +758,28 @@ impl<R: AsyncRead + Unpin> Lines<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_for_a_pid_returns_once_it_exited_and_gives_up_at_the_limit() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = std::time::Instant::now();
+        wait_exited(pid, Duration::from_millis(200));
+        assert!(
+            start.elapsed() >= Duration::from_millis(200),
+            "it was running"
+        );
+        child.kill().unwrap();
+        // Killed, not yet reaped: a zombie counts as exited.
+        let start = std::time::Instant::now();
+        wait_exited(pid, Duration::from_secs(5));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        child.wait().unwrap();
+        wait_exited(pid, Duration::from_secs(5));
+    }
 
     #[test]
     fn runtime_choice_parses_names_and_paths() {
