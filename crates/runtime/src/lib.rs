@@ -16,6 +16,7 @@ mod error;
 mod executor;
 mod hybrid;
 mod oci;
+mod proc;
 mod rootfs;
 pub mod seccomp;
 pub mod spec;
