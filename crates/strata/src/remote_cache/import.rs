@@ -86,6 +86,20 @@ impl Origin {
     }
 }
 
+/// The layer tar inside a blob of media type `media_type` (zstd, gzip or plain).
+pub(super) fn decompressed<'a>(
+    raw: impl Read + 'a,
+    media_type: &str,
+) -> std::io::Result<Box<dyn Read + 'a>> {
+    Ok(if media_type.ends_with("zstd") {
+        Box::new(zstd::stream::read::Decoder::new(raw)?)
+    } else if media_type.ends_with("gzip") {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    })
+}
+
 pub fn layout_blob(dir: &Path, d: &Digest) -> PathBuf {
     dir.join("blobs/sha256").join(d.hex())
 }
@@ -366,13 +380,7 @@ impl Fetcher {
     ) -> Result<strata_snapshot::Applied> {
         self.fetch_blob(layer, blob)?;
         let raw = std::io::BufReader::with_capacity(1 << 20, self.store.open_blob(&blob.digest)?);
-        let reader: Box<dyn Read> = if blob.media_type.ends_with("zstd") {
-            Box::new(zstd::stream::read::Decoder::new(raw)?)
-        } else if blob.media_type.ends_with("gzip") {
-            Box::new(flate2::read::MultiGzDecoder::new(raw))
-        } else {
-            Box::new(raw)
-        };
+        let reader = decompressed(raw, &blob.media_type)?;
         Ok(self.layers.apply(reader, Some(diff_id))?)
     }
 

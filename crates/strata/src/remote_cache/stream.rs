@@ -15,7 +15,7 @@ use strata_oci::Descriptor;
 use strata_snapshot::{Applied, Layers};
 use strata_store::{BlobWriter, Store};
 
-use super::import::{layout_blob, Origin};
+use super::import::{decompressed, layout_blob, Origin};
 
 /// Bytes per message to the applying thread.
 const CHUNK: usize = 1 << 20;
@@ -39,13 +39,7 @@ pub fn fetch_and_apply(
                 chunk: Vec::new(),
                 pos: 0,
             };
-            let reader: Box<dyn Read> = if compressed.ends_with("zstd") {
-                Box::new(zstd::stream::read::Decoder::new(raw).ok()?)
-            } else if compressed.ends_with("gzip") {
-                Box::new(flate2::read::MultiGzDecoder::new(raw))
-            } else {
-                Box::new(raw)
-            };
+            let reader = decompressed(raw, &compressed).ok()?;
             layers.apply(reader, Some(diff_id)).ok()
         });
         let downloaded = download(store, origin, blob, tx);
