@@ -255,7 +255,7 @@ impl BlobSink for RemoteSink<'_> {
         let remote = self.remote.get(&key.layer).filter(|r| {
             key.source_date_epoch.is_none()
                 && r.compression.0 == key.compression.name()
-                && Some(r.compression.1) == key.compression.level()
+                && r.compression.1 == key.compression.level().unwrap_or(0)
         });
         match remote.and_then(|r| r.blob.as_ref()) {
             Some(blob) => Some(CompressedLayer {
