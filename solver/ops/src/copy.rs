@@ -27,6 +27,7 @@ use crate::fsutil::{
     apply_attrs, apply_attrs_fd, is_whiteout, rel_components, resolve_in_root, Attrs,
 };
 use crate::glob::{has_wildcard, match_path};
+use crate::workers::{Job, Workers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -209,11 +210,8 @@ pub fn copy(env: &CopyEnv<'_>, c: &Copy) -> Result<u64, CopyError> {
         count: 0,
         exclude: exclude.as_ref(),
         fixups: Vec::new(),
-        // Best effort: without the thread, links are made inline.
-        linker: env
-            .reuse
-            .filter(|_| env.from_context)
-            .and_then(|_| crate::linker::Linker::start().ok()),
+        workers: None,
+        late: Vec::new(),
     };
     for m in &matches {
         let src_path = env.src_root.join(&m.rel);
@@ -268,6 +266,8 @@ pub fn copy(env: &CopyEnv<'_>, c: &Copy) -> Result<u64, CopyError> {
             }
             w.copy_entry(&src_real, &meta, &target)?;
         }
+        // The next source may write the same names.
+        w.settle()?;
     }
     // Directories made before their contents get their mtimes back.
     for (path, attrs) in w.fixups.iter().rev() {
@@ -286,8 +286,11 @@ struct Writer<'a> {
     /// Directories created with their final attributes before their contents were
     /// written, re-applied at the end (writing into a directory changes its mtime).
     fixups: Vec<(PathBuf, Attrs)>,
-    /// Links unchanged files into directories this copy made (incremental COPY).
-    linker: Option<crate::linker::Linker>,
+    /// Copies files and links unchanged ones (incremental COPY) while the walk goes on;
+    /// started at the first such file. `Err`: could not start, everything is inline.
+    workers: Option<Result<Workers, ()>>,
+    /// Directories whose attributes wait for the workers (see [`Writer::settle`]).
+    late: Vec<(PathBuf, Attrs)>,
 }
 
 impl Writer<'_> {
@@ -427,7 +430,6 @@ impl Writer<'_> {
             .collect();
         entries.sort_by_key(|e| e.file_name());
         let here = self.reuse_dirs(dest);
-        let mut linked_later = false;
         for e in entries {
             let rel = src.join(e.file_name());
             let rel_s = rel.to_string_lossy();
@@ -454,6 +456,9 @@ impl Writer<'_> {
                     if !existed && self.count == before + 1 {
                         std::fs::remove_dir(&out).map_err(io(&out))?;
                         self.count = before;
+                        if self.late.last().is_some_and(|(p, _)| *p == out) {
+                            self.late.pop();
+                        }
                     }
                 }
                 continue;
@@ -461,29 +466,27 @@ impl Writer<'_> {
             if let Some(here) = &here {
                 if self.unchanged_in_prev(here, &e.file_name(), &rel, &meta) {
                     let name = e.file_name();
-                    match &self.linker {
-                        Some(l) if fresh => {
-                            let path = self.env.diff.join(&target);
-                            l.link(&here.prev, &here.out, name, path);
-                            linked_later = true;
-                            self.count += 1;
-                            continue;
-                        }
-                        _ => {
-                            if self.link_now(here, &name, &target)? {
-                                self.count += 1;
-                                continue;
-                            }
-                        }
+                    if fresh {
+                        // No name can exist yet in a directory this copy just made.
+                        let path = self.env.diff.join(&target);
+                        self.defer(Job::Link {
+                            prev: here.prev.clone(),
+                            out: here.out.clone(),
+                            name,
+                            path,
+                        })?;
+                        self.count += 1;
+                        continue;
+                    }
+                    if self.link_now(here, &name, &target)? {
+                        self.count += 1;
+                        continue;
                     }
                 }
             }
             self.copy_entry_in(&rel, &meta, &target, match_root)?;
         }
-        match &self.linker {
-            Some(l) if linked_later => l.wait(),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     fn copy_dir(
@@ -514,8 +517,41 @@ impl Writer<'_> {
             mode: self.mode_for(meta),
             mtime: (meta.mtime(), meta.mtime_nsec()),
         };
-        apply_attrs(&out, &attrs, false).map_err(io(&out))?;
+        if self.workers.is_some() {
+            // Jobs may still be writing into it.
+            self.late.push((out, attrs));
+        } else {
+            apply_attrs(&out, &attrs, false).map_err(io(&out))?;
+        }
         self.count += 1;
+        Ok(())
+    }
+
+    /// Hands `job` to the workers (started now if need be), or runs it here when they
+    /// could not start.
+    fn defer(&mut self, job: Job) -> Result<(), CopyError> {
+        let workers = self.workers.get_or_insert_with(|| {
+            let n = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+            Workers::start(n).map_err(|_| ())
+        });
+        match workers {
+            Ok(w) => {
+                w.submit(job);
+                Ok(())
+            }
+            Err(()) => job.run(),
+        }
+    }
+
+    /// Waits for the workers, then gives the directories they wrote into their
+    /// attributes, deepest first.
+    fn settle(&mut self) -> Result<(), CopyError> {
+        if let Some(Ok(w)) = &self.workers {
+            w.wait()?;
+        }
+        for (path, attrs) in self.late.drain(..) {
+            apply_attrs(&path, &attrs, false).map_err(io(&path))?;
+        }
         Ok(())
     }
 
@@ -569,7 +605,12 @@ impl Writer<'_> {
                 self.count += 1;
                 return Ok(());
             }
-            copy_file(&src, &out, &attrs)?;
+            if meta.nlink() > 1 {
+                // Later links to it are made from the copy: it must exist by then.
+                copy_file(&src, &out, &attrs)?;
+            } else {
+                self.defer(Job::Copy { src, out, attrs })?;
+            }
         } else {
             // fifo, sockets, devices: recreate the node.
             use std::os::unix::fs::FileTypeExt;
@@ -727,7 +768,7 @@ impl Writer<'_> {
 /// A new regular file at `out` with the contents (copy_file_range) and extended
 /// attributes of `src`, then `attrs`; everything after the two opens goes through
 /// the file descriptors (no more walks of the whole paths).
-fn copy_file(src: &Path, out: &Path, attrs: &Attrs) -> Result<(), CopyError> {
+pub(crate) fn copy_file(src: &Path, out: &Path, attrs: &Attrs) -> Result<(), CopyError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut from = std::fs::File::open(src).map_err(io(src))?;
     let mut to = std::fs::OpenOptions::new()

@@ -15,7 +15,6 @@ pub mod copy;
 pub mod fileop;
 mod fsutil;
 mod glob;
-mod linker;
 mod op;
 mod output;
 mod reads;
@@ -25,6 +24,7 @@ mod sharing;
 mod solver;
 mod unpack;
 mod view;
+mod workers;
 
 pub use fsutil::{resolve_in_root, Attrs};
 pub use op::ExecFailed;

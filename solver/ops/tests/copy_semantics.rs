@@ -500,3 +500,57 @@ fn xattrs_mtime_and_setuid_travel_with_a_file_but_not_overlays_own_xattrs() {
     );
     assert_eq!(xattr::get(&out, "trusted.overlay.opaque").unwrap(), None);
 }
+
+/// Files are copied on worker threads while the walk goes on: a directory still gets
+/// its source's mtime and mode once every file inside it is written (also a read-only
+/// one), and of two sources writing the same name the later one wins, as in Docker.
+#[test]
+fn directories_get_their_attributes_after_their_contents_and_later_sources_win() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    for i in 0..400 {
+        write(r, &format!("tree/sub/f{i:03}"), &format!("{i}"), 0o644, 0);
+    }
+    write(r, "one/same.txt", "from one", 0o644, 0);
+    write(r, "two/same.txt", "from two", 0o644, 0);
+    let stamp = |p: &Path, secs: i64| {
+        let t = rustix::fs::Timespec {
+            tv_sec: secs,
+            tv_nsec: 7,
+        };
+        let ts = rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        };
+        rustix::fs::utimensat(rustix::fs::CWD, p, &ts, rustix::fs::AtFlags::empty()).unwrap();
+    };
+    stamp(&r.join("tree/sub"), 1_500_000_000);
+    stamp(&r.join("tree"), 1_400_000_000);
+    std::fs::set_permissions(r.join("tree/sub"), std::fs::Permissions::from_mode(0o555)).unwrap();
+
+    let diff = copy_from(
+        r,
+        None,
+        &c(&["tree", "one/same.txt", "two/same.txt"], "/out/"),
+    );
+    let sub = std::fs::metadata(diff.path().join("out/sub")).unwrap();
+    assert_eq!((sub.mtime(), sub.mtime_nsec()), (1_500_000_000, 7));
+    assert_eq!(sub.mode() & 0o7777, 0o555);
+    for i in 0..400 {
+        let p = diff.path().join(format!("out/sub/f{i:03}"));
+        assert_eq!(std::fs::read_to_string(p).unwrap(), format!("{i}"));
+    }
+    let same = std::fs::read_to_string(diff.path().join("out/same.txt")).unwrap();
+    assert_eq!(same, "from two");
+
+    // The same directory copied twice: the second copy overwrites every file.
+    let diff = copy_from(r, None, &c(&["tree", "tree"], "/again/"));
+    assert_eq!(
+        std::fs::read_dir(diff.path().join("again/sub"))
+            .unwrap()
+            .count(),
+        400
+    );
+    let sub = std::fs::metadata(diff.path().join("again/sub")).unwrap();
+    assert_eq!((sub.mtime(), sub.mtime_nsec()), (1_500_000_000, 7));
+}
