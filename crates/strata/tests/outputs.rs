@@ -532,3 +532,75 @@ fn each_output_has_its_own_compression() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("zstd"));
     assert!(!out.path().join("z-docker.tar").exists());
 }
+
+/// A layer of random bytes (gzip stores such blocks instead of deflating them) beside
+/// text: GNU gzip inflates every blob to its diffID, and umoci unpacks the files.
+#[test]
+fn incompressible_layers_are_stored_and_read_back_by_gzip_and_umoci() {
+    let Some(umoci) = Umoci::find() else { return };
+    let s = Strata::new();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let random: Vec<u8> = (0..3 << 19)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let text = "a line of text that deflate shrinks well\n".repeat(20_000);
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY random.bin /r/\nCOPY text.txt /t/\n",
+            0o644,
+        ),
+        ("text.txt", &text, 0o644),
+    ]);
+    std::fs::write(ctx.path().join("random.bin"), &random).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("image.tar");
+    s.build(
+        ctx.path(),
+        &[
+            "-t",
+            "noise:v1",
+            "-o",
+            &format!("type=oci,dest={}", arg(&archive)),
+        ],
+    );
+    let layout = untar(&archive);
+    let index = read_json(&layout.path().join("index.json"));
+    let manifest = layout_blob(
+        layout.path(),
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    );
+    let config = layout_blob(
+        layout.path(),
+        manifest["config"]["digest"].as_str().unwrap(),
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    let sizes: Vec<u64> = layers.iter().map(|l| l["size"].as_u64().unwrap()).collect();
+    // Stored: about the file's size (deflate cannot shrink it); the text shrinks.
+    assert!(
+        sizes[0] > random.len() as u64 && sizes[0] < random.len() as u64 + 4096,
+        "{sizes:?}"
+    );
+    assert!(sizes[1] < text.len() as u64 / 20, "{sizes:?}");
+    for (l, diff_id) in layers
+        .iter()
+        .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
+    {
+        let hex = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let blob = layout.path().join("blobs/sha256").join(hex);
+        let tar = run_ok(Command::new("gzip").arg("-dc").arg(&blob));
+        assert_eq!(&sha256(&tar), diff_id, "layer {hex}");
+    }
+    let bundle = umoci.unpack(layout.path(), "v1");
+    let rootfs = bundle.path().join("bundle/rootfs");
+    assert!(std::fs::read(rootfs.join("r/random.bin")).unwrap() == random);
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("t/text.txt")).unwrap(),
+        text
+    );
+}
