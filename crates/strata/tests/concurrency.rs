@@ -229,15 +229,7 @@ fn largest_blob(reg: &harness::Registry) -> String {
 /// Pushes a base with a 4 MB incompressible layer to `reg`: its reference, and a count
 /// of the registry's GETs of that layer so far.
 fn pushed_base(reg: &harness::Registry) -> (String, impl Fn() -> usize + '_) {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..4 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = noise(4 << 20, 0x2545_f491_4f6c_dd1d);
     let base_ctx = context(&[("Dockerfile", "FROM scratch\nCOPY big /big\n", 0o644)]);
     std::fs::write(base_ctx.path().join("big"), &noise).unwrap();
     let base = format!("{}/shared/base:1", reg.addr);

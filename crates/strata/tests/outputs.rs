@@ -539,15 +539,7 @@ fn each_output_has_its_own_compression() {
 fn incompressible_layers_are_stored_and_read_back_by_gzip_and_umoci() {
     let Some(umoci) = Umoci::find() else { return };
     let s = Strata::new();
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let random: Vec<u8> = (0..3 << 19)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let random = noise(3 << 19, 0x2545_f491_4f6c_dd1d);
     let text = "a line of text that deflate shrinks well\n".repeat(20_000);
     let ctx = context(&[
         (

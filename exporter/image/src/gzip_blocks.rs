@@ -265,15 +265,7 @@ mod tests {
     #[test]
     fn empty_and_incompressible_blocks() {
         assert_eq!(inflate(&deflate_block(6, &[], &[], true).unwrap()), b"");
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<u8> = (0..BLOCK)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let noise = noise(BLOCK, 0x2545_f491_4f6c_dd1d);
         for level in [0, 1, 6, 9] {
             let raw = deflate_block(level, &[], &noise, true).unwrap();
             assert_eq!(inflate(&raw), noise, "level {level}");

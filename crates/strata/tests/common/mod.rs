@@ -239,6 +239,19 @@ impl Build {
 // ---------------------------------------------------------------------------------------
 // Build contexts
 
+/// `len` incompressible bytes (xorshift64 from `seed`), the same for the same seed.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// A build context from `(path, content, mode)`: a path ending in `/` is a directory
 /// (content ignored), anything else a file; parents are made 0755. Modes are set after
 /// everything is written, directories last, so read-only directories work.
