@@ -301,6 +301,14 @@ impl<S: Sink> Walker<'_, S> {
 /// overlay's own `trusted.overlay.*`, sorted by name.
 pub(crate) fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
+    // Most files have none: one llistxattr into a small buffer tells, where
+    // xattr::list asks for the size and then the names (two calls and a Vec).
+    let mut names = [std::mem::MaybeUninit::<u8>::uninit(); 256];
+    match rustix::fs::llistxattr(path, &mut names[..]) {
+        Ok((listed, _)) if listed.is_empty() => return Ok(out),
+        Err(rustix::io::Errno::OPNOTSUPP) => return Ok(out),
+        _ => {}
+    }
     let names = match xattr::list(path) {
         Ok(names) => names,
         Err(e) if is_unsupported(&e) => return Ok(out),

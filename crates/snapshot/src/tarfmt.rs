@@ -194,8 +194,11 @@ fn numeric(field: &mut [u8], value: u64, key: &str, pax: &mut BTreeMap<String, V
 /// Zero-padded octal digits followed by a NUL, filling the field.
 fn octal(field: &mut [u8], value: u64) {
     let digits = field.len() - 1;
-    let text = format!("{value:0digits$o}");
-    field[..digits].copy_from_slice(&text.as_bytes()[text.len() - digits..]);
+    let mut v = value;
+    for d in field[..digits].iter_mut().rev() {
+        *d = b'0' + (v & 7) as u8;
+        v >>= 3;
+    }
     field[digits] = 0;
 }
 
