@@ -305,7 +305,7 @@ pub(crate) fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     // xattr::list asks for the size and then the names (two calls and a Vec).
     let mut names = [std::mem::MaybeUninit::<u8>::uninit(); 256];
     match rustix::fs::llistxattr(path, &mut names[..]) {
-        Ok((listed, _)) if listed.is_empty() => return Ok(out),
+        Ok(([], _)) => return Ok(out),
         Err(rustix::io::Errno::OPNOTSUPP) => return Ok(out),
         _ => {}
     }
