@@ -176,8 +176,10 @@ fn aside(work: &Path, path: &Path) -> Result<()> {
     if path.exists() {
         let trash = work.join("trash");
         std::fs::create_dir_all(&trash)?;
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        std::fs::rename(path, trash.join(format!("{}-{name}", std::process::id())))?;
+        std::fs::rename(path, trash.join(format!("{}-{n}-{name}", std::process::id())))?;
     }
     Ok(())
 }
