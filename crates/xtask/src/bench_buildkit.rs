@@ -30,7 +30,10 @@ pub fn run() -> Result<()> {
     }
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /ctx/\n")?;
     // The export again on text alone (the small files): compressible bytes.
-    std::fs::write(ctx.join("Dockerfile.text"), "FROM scratch\nCOPY src /ctx/src/\n")?;
+    std::fs::write(
+        ctx.join("Dockerfile.text"),
+        "FROM scratch\nCOPY src /ctx/src/\n",
+    )?;
 
     // The previous run's stores go aside now and are deleted after the measurements:
     // ext4 without a journal (this VM's root) keeps a freed inode out of use for a while
@@ -179,7 +182,10 @@ fn aside(work: &Path, path: &Path) -> Result<()> {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        std::fs::rename(path, trash.join(format!("{}-{n}-{name}", std::process::id())))?;
+        std::fs::rename(
+            path,
+            trash.join(format!("{}-{n}-{name}", std::process::id())),
+        )?;
     }
     Ok(())
 }
