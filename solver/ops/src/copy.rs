@@ -214,6 +214,7 @@ pub fn copy(env: &CopyEnv<'_>, c: &Copy) -> Result<u64, CopyError> {
         fixups: Vec::new(),
         workers: None,
         late: Vec::new(),
+        link_dirs: 0,
     };
     for m in &matches {
         let src_path = env.src_root.join(&m.rel);
@@ -293,7 +294,12 @@ struct Writer<'a> {
     workers: Option<Result<Workers, ()>>,
     /// Directories whose attributes wait for the workers (see [`Writer::settle`]).
     late: Vec<(PathBuf, Attrs)>,
+    /// Directories with links queued since the workers last finished everything.
+    link_dirs: usize,
 }
+
+/// How many directories may have links queued at once (each holds two descriptors).
+const LINK_DIRS_QUEUED: usize = 256;
 
 impl Writer<'_> {
     /// Ensures every component of `rel` exists as a directory in the diff; components
@@ -432,6 +438,7 @@ impl Writer<'_> {
             .collect();
         entries.sort_by_key(|e| e.file_name());
         let here = self.reuse_dirs(dest);
+        let mut linked = false;
         for e in entries {
             let rel = src.join(e.file_name());
             let rel_s = rel.to_string_lossy();
@@ -477,6 +484,7 @@ impl Writer<'_> {
                             name,
                             path,
                         })?;
+                        linked = true;
                         self.count += 1;
                         continue;
                     }
@@ -487,6 +495,17 @@ impl Writer<'_> {
                 }
             }
             self.copy_entry_in(&rel, &meta, &target, match_root)?;
+        }
+        if linked {
+            // Queued links hold their two directories open: a bounded number of them
+            // (under a soft RLIMIT_NOFILE of 1024), whatever the tree's shape.
+            self.link_dirs += 1;
+            if self.link_dirs >= LINK_DIRS_QUEUED {
+                self.link_dirs = 0;
+                if let Some(Ok(w)) = &self.workers {
+                    w.wait()?;
+                }
+            }
         }
         Ok(())
     }
