@@ -501,10 +501,7 @@ impl Writer<'_> {
             // (under a soft RLIMIT_NOFILE of 1024), whatever the tree's shape.
             self.link_dirs += 1;
             if self.link_dirs >= LINK_DIRS_QUEUED {
-                self.link_dirs = 0;
-                if let Some(Ok(w)) = &self.workers {
-                    w.wait()?;
-                }
+                self.wait_workers()?;
             }
         }
         Ok(())
@@ -564,12 +561,19 @@ impl Writer<'_> {
         }
     }
 
+    /// Returns once every job handed to the workers is done (none queued any more).
+    fn wait_workers(&mut self) -> Result<(), CopyError> {
+        self.link_dirs = 0;
+        match &self.workers {
+            Some(Ok(w)) => w.wait(),
+            _ => Ok(()),
+        }
+    }
+
     /// Waits for the workers, then gives the directories they wrote into their
     /// attributes, deepest first.
     fn settle(&mut self) -> Result<(), CopyError> {
-        if let Some(Ok(w)) = &self.workers {
-            w.wait()?;
-        }
+        self.wait_workers()?;
         for (path, attrs) in self.late.drain(..) {
             apply_attrs(&path, &attrs, false).map_err(io(&path))?;
         }
